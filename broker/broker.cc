@@ -1,0 +1,568 @@
+// The broker's request handling: check, prepare, commit. See broker.h.
+#include "broker/broker.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "broker/check.h"
+
+namespace rmem {
+namespace {
+
+absl::Status Reject(const absl::StatusCode code, absl::string_view message) {
+  return absl::Status(code, message);
+}
+
+// Keeps the backend's code, says what the broker was doing.
+absl::Status Annotate(const absl::Status& s, absl::string_view doing) {
+  return absl::Status(s.code(), absl::StrCat(doing, ": ", s.message()));
+}
+
+std::string NotYours(VmId vm, BufferId b) {
+  return absl::StrCat(VmName(vm), " owns no ", BufferName(b));
+}
+std::string NotAddressed(VmId vm, Handle h) {
+  return absl::StrCat(HandleName(h), " is not offered to ", VmName(vm));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(std::vector<Carveout> carveouts,
+                                                       PolicyConfig policy_config,
+                                                       Backends backends, BrokerOptions options) {
+  if (backends.stage2 == nullptr || backends.firewall == nullptr || backends.scrubber == nullptr) {
+    return absl::InvalidArgumentError("the broker needs stage-2, firewall and scrubber backends");
+  }
+  if (options.max_receivers == 0 || options.event_queue_capacity == 0) {
+    return absl::InvalidArgumentError("max_receivers and event_queue_capacity must be > 0");
+  }
+  if (absl::Status s = ValidateCarveouts(carveouts); !s.ok()) return s;
+  absl::StatusOr<Policy> policy = Policy::Create(std::move(policy_config), carveouts);
+  if (!policy.ok()) return policy.status();
+  return std::unique_ptr<Broker>(
+      new Broker(std::move(carveouts), *std::move(policy), backends, options));
+}
+
+Broker::Broker(std::vector<Carveout> carveouts, Policy policy, Backends backends,
+               BrokerOptions options)
+    : carveouts_(std::move(carveouts)),
+      policy_(std::move(policy)),
+      backends_(backends),
+      options_(options),
+      quotas_(&policy_),
+      buffer_ids_(options.buffer_id_key.value_or(IdKey::Random())),
+      handles_(options.handle_key.value_or(IdKey::Random())) {
+  for (const Carveout& c : carveouts_) {
+    const PageRange range = *PageRange::FromBytes(c.base, c.size);  // validated
+    // Whatever firmware or an earlier user left there must not reach a
+    // guest: the pool starts clean.
+    backends_.scrubber->Scrub(range);
+    pools_.emplace_back(range, options_.allocator);
+  }
+  for (const VmConfig& vm : policy_.config().vms) {
+    events_.emplace(vm.id, EventQueue(options_.event_queue_capacity));
+  }
+}
+
+absl::Status Broker::CheckCaller(VmId caller) const {
+  if (policy_.FindVm(caller) == nullptr) {
+    return absl::NotFoundError(absl::StrCat(VmName(caller), " is not a configured VM"));
+  }
+  return absl::OkStatus();
+}
+
+std::string Broker::Describe(const Buffer& b) const {
+  std::vector<std::string> names;
+  if (b.txn) {
+    for (const Receiver& r : ledger_.FindTxn(*b.txn)->receivers) names.push_back(VmName(r.vm));
+  }
+  const std::string to = names.empty() ? "nobody" : absl::StrJoin(names, ", ");
+  switch (b.state) {
+    case BufferState::kOwned:
+      return absl::StrCat(BufferName(b.id), " is owned by ", VmName(b.owner));
+    case BufferState::kShared:
+      return absl::StrCat(BufferName(b.id), " is shared with ", to);
+    case BufferState::kLent:
+      return absl::StrCat(BufferName(b.id), " is lent to ", to);
+    case BufferState::kDonating:
+      return absl::StrCat(BufferName(b.id), " is being donated to ", to);
+    case BufferState::kGone:
+      break;
+  }
+  return BufferName(b.id);
+}
+
+void Broker::Notify(VmId vm, const Event& e) {
+  auto it = events_.find(vm);
+  RMEM_CHECK(it != events_.end());
+  it->second.Push(e);
+}
+
+absl::StatusOr<std::optional<GuestAddr>> Broker::GrantAccess(VmId vm, PageRange pages,
+                                                             Rights rights) {
+  RMEM_CHECK(!rights.empty());
+  std::optional<GuestAddr> mapped_at;
+  if (rights.cpu_access() != Access::kNone) {
+    absl::StatusOr<GuestAddr> m = backends_.stage2->Map(vm, pages, rights.cpu_access());
+    if (!m.ok()) return Annotate(m.status(), absl::StrCat("mapping into ", VmName(vm)));
+    mapped_at = *m;
+  }
+  const absl::Span<const InitiatorId> initiators = policy_.initiators_of(vm);
+  size_t granted = 0;
+  absl::Cleanup undo = [&] {
+    for (size_t i = 0; i < granted; ++i) backends_.firewall->Revoke(initiators[i], pages);
+    if (mapped_at) backends_.stage2->Unmap(vm, pages);
+  };
+  for (; granted < initiators.size(); ++granted) {
+    absl::Status s = backends_.firewall->Grant(initiators[granted], pages, rights.access());
+    if (!s.ok()) {
+      return Annotate(s, absl::StrCat("granting initiator ", initiators[granted].value(), " of ",
+                                      VmName(vm), " access"));
+    }
+  }
+  std::move(undo).Cancel();
+  return mapped_at;
+}
+
+void Broker::RevokeAccess(VmId vm, PageRange pages, Rights rights) {
+  for (InitiatorId ini : policy_.initiators_of(vm)) backends_.firewall->Revoke(ini, pages);
+  if (rights.cpu_access() != Access::kNone) backends_.stage2->Unmap(vm, pages);
+}
+
+void Broker::Destroy(Buffer& b) {
+  RMEM_CHECK(!b.txn.has_value());
+  if (b.owner_has_access()) RevokeAccess(b.owner, b.pages, b.owner_rights);
+  backends_.scrubber->Scrub(b.pages);
+  pools_[b.carveout].Free(b.pages);
+  quotas_.Release(b.owner, b.heap, b.size_bytes());
+  ledger_.RemoveBuffer(b.id);
+}
+
+// ---- ALLOC -----------------------------------------------------------------
+
+absl::StatusOr<Allocation> Broker::Alloc(VmId caller, absl::string_view heap_name, uint64_t size,
+                                         uint64_t align) {
+  // Check.
+  if (absl::Status s = CheckCaller(caller); !s.ok()) return s;
+  const std::optional<HeapId> heap = policy_.FindHeap(heap_name);
+  if (!heap) return absl::NotFoundError(absl::StrCat("no heap '", heap_name, "'"));
+  const HeapConfig& heap_config = policy_.heap(*heap);
+  if (absl::Status s = policy_.CheckMayAllocate(*heap, caller); !s.ok()) return s;
+  if (size == 0) return absl::InvalidArgumentError("allocation size is 0");
+  const std::optional<uint64_t> pages = BytesToPagesRoundUp(size);
+  if (!pages || *pages >= kPfnLimit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("allocation size ", Hex(size), " overflows when rounded up to pages"));
+  }
+  if (align != 0 && !IsPowerOfTwo(align)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("alignment ", Hex(align), " is not a power of two"));
+  }
+  const uint64_t align_bytes = std::max(align, kPageSize);
+  uint64_t heap_max_align = 0;
+  for (size_t c : policy_.heap_carveouts(*heap)) {
+    heap_max_align = std::max(heap_max_align, carveouts_[c].max_align);
+  }
+  if (align_bytes > heap_max_align) {
+    return absl::InvalidArgumentError(absl::StrCat("alignment ", Hex(align_bytes),
+                                                   " exceeds heap '", heap_config.name,
+                                                   "' maximum ", Hex(heap_max_align)));
+  }
+  const uint64_t bytes = PageCount(*pages).bytes();
+  if (absl::Status s = quotas_.CheckCharge(caller, *heap, bytes); !s.ok()) return s;
+  const Rights rights = policy_.FindAccess(*heap, caller)->max_rights;
+
+  // Prepare: pages, then the owner's access.
+  std::optional<PageRange> range;
+  uint32_t carveout = 0;
+  for (size_t c : policy_.heap_carveouts(*heap)) {
+    if (carveouts_[c].max_align < align_bytes) continue;
+    range = pools_[c].Allocate(PageCount(*pages), PageCount(align_bytes >> kPageShift));
+    if (range) {
+      carveout = static_cast<uint32_t>(c);
+      break;
+    }
+  }
+  if (!range) {
+    uint64_t free_bytes = 0, largest = 0;
+    for (size_t c : policy_.heap_carveouts(*heap)) {
+      const PageAllocator::Stats st = pools_[c].stats();
+      free_bytes += st.free.bytes();
+      largest = std::max(largest, st.largest_free.bytes());
+    }
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "heap '", heap_config.name, "' has no free run of ", Hex(bytes), " bytes at alignment ",
+        Hex(align_bytes), " (free ", Hex(free_bytes), ", largest run ", Hex(largest), ")"));
+  }
+  absl::Cleanup return_pages = [&] {
+    // The owner may have been mapped for a moment: scrub before reuse.
+    backends_.scrubber->Scrub(*range);
+    pools_[carveout].Free(*range);
+  };
+  absl::StatusOr<std::optional<GuestAddr>> mapped = GrantAccess(caller, *range, rights);
+  if (!mapped.ok()) {
+    return Annotate(mapped.status(), absl::StrCat("allocating from heap '", heap_config.name, "'"));
+  }
+  std::move(return_pages).Cancel();
+
+  // Commit.
+  Buffer b;
+  b.id = BufferId(buffer_ids_.Next());
+  b.owner = caller;
+  b.heap = *heap;
+  b.carveout = carveout;
+  b.pages = *range;
+  b.owner_rights = rights;
+  b.state = BufferState::kOwned;
+  b.mapped_at = *mapped;
+  ledger_.AddBuffer(b);
+  quotas_.Charge(caller, *heap, bytes);
+  return Allocation{b.id, b.pages, rights, b.mapped_at};
+}
+
+// ---- SHARE / LEND / DONATE -------------------------------------------------
+
+absl::StatusOr<Handle> Broker::Share(VmId caller, BufferId buffer, absl::Span<const Offer> to) {
+  return OpenTransaction(caller, buffer, Op::kShare, TxnKind::kShare, to);
+}
+
+absl::StatusOr<Handle> Broker::Lend(VmId caller, BufferId buffer, absl::Span<const Offer> to) {
+  return OpenTransaction(caller, buffer, Op::kLend, TxnKind::kLend, to);
+}
+
+absl::StatusOr<Handle> Broker::Donate(VmId caller, BufferId buffer, VmId to) {
+  if (absl::Status s = CheckCaller(caller); !s.ok()) return s;
+  const Buffer* b = ledger_.FindOwned(caller, buffer);
+  if (b == nullptr) return absl::NotFoundError(NotYours(caller, buffer));
+  // The receiver will own it with its own rights on the heap.
+  const HeapAccess* access = policy_.FindAccess(b->heap, to);
+  const Offer offer{to, access != nullptr ? access->max_rights : Rights()};
+  return OpenTransaction(caller, buffer, Op::kDonate, TxnKind::kDonate, {&offer, 1});
+}
+
+absl::StatusOr<Handle> Broker::OpenTransaction(VmId caller, BufferId buffer, Op op, TxnKind kind,
+                                               absl::Span<const Offer> to) {
+  // Check.
+  if (absl::Status s = CheckCaller(caller); !s.ok()) return s;
+  Buffer* b = ledger_.FindOwned(caller, buffer);
+  if (b == nullptr) return absl::NotFoundError(NotYours(caller, buffer));
+  const BufferOutcome& t = BufferTransition(b->state, op);
+  if (!t.allowed) return Reject(t.code, absl::StrCat(Describe(*b), t.reason));
+  if (to.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(OpName(op), " of ", BufferName(buffer), " names no receivers"));
+  }
+  if (to.size() > options_.max_receivers) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(OpName(op), " of ", BufferName(buffer), " names ", to.size(),
+                     " receivers; the limit is ", options_.max_receivers));
+  }
+  absl::flat_hash_set<VmId> seen;
+  for (const Offer& o : to) {
+    if (o.vm == caller) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(VmName(caller), " cannot offer ", BufferName(buffer), " to itself"));
+    }
+    if (!seen.insert(o.vm).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(OpName(op), " of ", BufferName(buffer), " names ", VmName(o.vm), " twice"));
+    }
+    if (policy_.FindVm(o.vm) == nullptr) {
+      return absl::NotFoundError(absl::StrCat(VmName(o.vm), " is not a configured VM"));
+    }
+    if (kind != TxnKind::kDonate) {
+      if (o.rights.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("rights offered to ", VmName(o.vm), " hold neither read nor write"));
+      }
+    }
+    if (absl::Status s = policy_.CheckMayReceive(b->heap, o.vm, o.rights); !s.ok()) return s;
+    if (kind != TxnKind::kDonate && !b->owner_rights.Includes(o.rights)) {
+      return absl::PermissionDeniedError(
+          absl::StrCat(VmName(caller), " holds ", b->owner_rights.ToString(), " on ",
+                       BufferName(buffer), " and cannot offer ", o.rights.ToString()));
+    }
+  }
+
+  // Commit (nothing to prepare: offers reserve nothing).
+  const Handle handle(handles_.Next());
+  std::vector<Receiver> receivers;
+  receivers.reserve(to.size());
+  for (const Offer& o : to) receivers.push_back(Receiver{o.vm, o.rights});
+  if (op != Op::kShare) RevokeAccess(caller, b->pages, b->owner_rights);  // lend, donate
+  b->mapped_at = op == Op::kShare ? b->mapped_at : std::nullopt;
+  b->state = t.next;
+  ledger_.OpenTxn(*b, handle, kind, receivers);
+  for (const Offer& o : to) {
+    Notify(o.vm, Event{EventKind::kOffered, EventReason::kRequest, handle, kind, caller, BufferId(),
+                       b->heap, o.rights, b->size_bytes()});
+  }
+  return handle;
+}
+
+// ---- RETRIEVE / RELINQUISH -------------------------------------------------
+
+absl::StatusOr<Broker::ReceiverStep> Broker::CheckReceiverStep(VmId caller, Handle handle, Op op) {
+  if (absl::Status s = CheckCaller(caller); !s.ok()) return s;
+  Transaction* txn = ledger_.FindTxn(handle);
+  Receiver* r = txn != nullptr ? txn->FindReceiver(caller) : nullptr;
+  if (r == nullptr) return absl::NotFoundError(NotAddressed(caller, handle));
+  Buffer* b = ledger_.FindBuffer(txn->buffer);
+  RMEM_CHECK(b != nullptr);
+  const BufferOutcome& t = BufferTransition(b->state, op);
+  if (!t.allowed) return Reject(t.code, absl::StrCat(Describe(*b), t.reason));
+  const ReceiverOutcome& rt = ReceiverTransition(r->state, op);
+  if (!rt.allowed) {
+    return Reject(rt.code, absl::StrCat(HandleName(handle), ": ", VmName(caller), rt.reason));
+  }
+  return ReceiverStep{txn, r, b, &t, &rt};
+}
+
+absl::StatusOr<Retrieval> Broker::Retrieve(VmId caller, Handle handle) {
+  // Check.
+  absl::StatusOr<ReceiverStep> step = CheckReceiverStep(caller, handle, Op::kRetrieve);
+  if (!step.ok()) return step.status();
+  auto [txn, r, b, t, rt] = *step;
+  const bool donation = txn->kind == TxnKind::kDonate;
+  if (donation) {
+    if (absl::Status s = quotas_.CheckCharge(caller, b->heap, b->size_bytes()); !s.ok()) {
+      return s;
+    }
+  }
+
+  // Prepare.
+  absl::StatusOr<std::optional<GuestAddr>> mapped = GrantAccess(caller, b->pages, r->rights);
+  if (!mapped.ok()) {
+    return Annotate(mapped.status(), absl::StrCat("retrieving ", HandleName(handle)));
+  }
+
+  // Commit.
+  Retrieval out{txn->kind, b->owner, b->size_bytes(), r->rights, *mapped, std::nullopt};
+  const Event to_owner{donation ? EventKind::kDonated : EventKind::kRetrieved,
+                       EventReason::kRequest,
+                       handle,
+                       txn->kind,
+                       caller,
+                       b->id,
+                       b->heap,
+                       r->rights,
+                       b->size_bytes()};
+  const VmId donor = b->owner;
+  if (donation) {
+    const Rights rights = r->rights;
+    ledger_.CloseTxn(*b);
+    quotas_.Release(donor, b->heap, b->size_bytes());
+    quotas_.Charge(caller, b->heap, b->size_bytes());
+    ledger_.SetOwner(b->id, caller);
+    b->owner_rights = rights;
+    b->mapped_at = *mapped;
+    b->state = t->next;
+    out.buffer = b->id;
+  } else {
+    r->state = rt->next;
+    r->mapped_at = *mapped;
+  }
+  Notify(donor, to_owner);
+  return out;
+}
+
+absl::Status Broker::Relinquish(VmId caller, Handle handle) {
+  absl::StatusOr<ReceiverStep> step = CheckReceiverStep(caller, handle, Op::kRelinquish);
+  if (!step.ok()) return step.status();
+  auto [txn, r, b, t, rt] = *step;
+
+  RevokeAccess(caller, b->pages, r->rights);
+  r->state = rt->next;
+  r->mapped_at.reset();
+  Notify(b->owner, Event{EventKind::kRelinquished, EventReason::kRequest, handle, txn->kind, caller,
+                         b->id, b->heap, r->rights, b->size_bytes()});
+  return absl::OkStatus();
+}
+
+// ---- RECLAIM / FREE --------------------------------------------------------
+
+absl::Status Broker::Reclaim(VmId caller, BufferId buffer, ReclaimMode mode) {
+  // Check.
+  if (absl::Status s = CheckCaller(caller); !s.ok()) return s;
+  Buffer* b = ledger_.FindOwned(caller, buffer);
+  if (b == nullptr) return absl::NotFoundError(NotYours(caller, buffer));
+  const Op op = mode == ReclaimMode::kRevoke ? Op::kReclaimRevoke : Op::kReclaim;
+  const BufferOutcome& t = BufferTransition(b->state, op);
+  if (!t.allowed) return Reject(t.code, absl::StrCat(Describe(*b), t.reason));
+  if (op == Op::kReclaimRevoke && !policy_.heap(b->heap).owner_may_revoke) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("heap '", policy_.heap(b->heap).name, "' does not let owners revoke; ",
+                     BufferName(buffer), " must be relinquished first"));
+  }
+  Transaction* txn = ledger_.FindTxn(*b->txn);
+  RMEM_CHECK(txn != nullptr);
+  for (const Receiver& r : txn->receivers) {
+    const ReceiverOutcome& rt = ReceiverTransition(r.state, op);
+    if (!rt.allowed) {
+      return Reject(rt.code, absl::StrCat(BufferName(buffer), ": ", VmName(r.vm), rt.reason));
+    }
+  }
+
+  // Prepare: the owner's access comes back first, so that a failure leaves
+  // the receivers untouched.
+  std::optional<GuestAddr> mapped = b->mapped_at;
+  if (!b->owner_has_access()) {
+    absl::StatusOr<std::optional<GuestAddr>> m = GrantAccess(caller, b->pages, b->owner_rights);
+    if (!m.ok()) return Annotate(m.status(), absl::StrCat("reclaiming ", BufferName(buffer)));
+    mapped = *m;
+  }
+
+  // Commit.
+  const Handle handle = txn->handle;
+  const TxnKind kind = txn->kind;
+  std::vector<Receiver> receivers(txn->receivers.begin(), txn->receivers.end());
+  for (const Receiver& r : receivers) {
+    if (r.state == ReceiverState::kRetrieved) RevokeAccess(r.vm, b->pages, r.rights);
+  }
+  ledger_.CloseTxn(*b);
+  b->state = t.next;
+  b->mapped_at = mapped;
+  for (const Receiver& r : receivers) {
+    Notify(r.vm, Event{EventKind::kRevoked, EventReason::kRequest, handle, kind, caller, BufferId(),
+                       b->heap, r.rights, b->size_bytes()});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Broker::Free(VmId caller, BufferId buffer) {
+  if (absl::Status s = CheckCaller(caller); !s.ok()) return s;
+  Buffer* b = ledger_.FindOwned(caller, buffer);
+  if (b == nullptr) return absl::NotFoundError(NotYours(caller, buffer));
+  const BufferOutcome& t = BufferTransition(b->state, Op::kFree);
+  if (!t.allowed) return Reject(t.code, absl::StrCat(Describe(*b), t.reason));
+  Destroy(*b);
+  return absl::OkStatus();
+}
+
+// ---- VM teardown -----------------------------------------------------------
+
+void Broker::TeardownVm(VmId vm) {
+  if (policy_.FindVm(vm) == nullptr) return;
+  // What it received: unmap, drop the receiver, tell the owner.
+  for (Handle h : ledger_.OfferedTo(vm)) {
+    Transaction* txn = ledger_.FindTxn(h);
+    RMEM_CHECK(txn != nullptr);
+    Receiver* r = txn->FindReceiver(vm);
+    RMEM_CHECK(r != nullptr);
+    Buffer* b = ledger_.FindBuffer(txn->buffer);
+    RMEM_CHECK(b != nullptr);
+    if (r->state == ReceiverState::kRetrieved) RevokeAccess(vm, b->pages, r->rights);
+    const Event e{EventKind::kRelinquished,
+                  EventReason::kPeerGone,
+                  h,
+                  txn->kind,
+                  vm,
+                  b->id,
+                  b->heap,
+                  r->rights,
+                  b->size_bytes()};
+    ledger_.RemoveReceiver(*txn, vm);
+    Notify(b->owner, e);
+  }
+  // What it owned: revoke from every receiver, tell them, scrub, free.
+  for (BufferId id : ledger_.OwnedBy(vm)) {
+    Buffer* b = ledger_.FindBuffer(id);
+    RMEM_CHECK(b != nullptr);
+    if (b->txn) {
+      Transaction* txn = ledger_.FindTxn(*b->txn);
+      RMEM_CHECK(txn != nullptr);
+      std::vector<Receiver> receivers(txn->receivers.begin(), txn->receivers.end());
+      const Handle h = txn->handle;
+      const TxnKind kind = txn->kind;
+      for (const Receiver& r : receivers) {
+        if (r.state == ReceiverState::kRetrieved) RevokeAccess(r.vm, b->pages, r.rights);
+      }
+      // The state stays as it was: Destroy() reads it to know whether the
+      // owner still has access (shared) or not (lent, donating).
+      ledger_.CloseTxn(*b);
+      for (const Receiver& r : receivers) {
+        Notify(r.vm, Event{EventKind::kRevoked, EventReason::kPeerGone, h, kind, vm, BufferId(),
+                           b->heap, r.rights, b->size_bytes()});
+      }
+    }
+    Destroy(*b);
+  }
+  events_.at(vm).Clear();
+}
+
+// ---- Observation -----------------------------------------------------------
+
+std::vector<Event> Broker::DrainEvents(VmId vm, size_t max) {
+  auto it = events_.find(vm);
+  if (it == events_.end()) return {};
+  return it->second.Drain(max);
+}
+
+const EventQueue* Broker::events(VmId vm) const {
+  auto it = events_.find(vm);
+  return it == events_.end() ? nullptr : &it->second;
+}
+
+std::vector<PoolStats> Broker::pool_stats() const {
+  std::vector<PoolStats> out;
+  for (size_t i = 0; i < carveouts_.size(); ++i) {
+    out.push_back(PoolStats{carveouts_[i].name, pools_[i].range(), pools_[i].stats()});
+  }
+  return out;
+}
+
+std::string Broker::DebugDump() const {
+  std::string out;
+  absl::StrAppend(&out, "ids ", buffer_ids_.next_counter(), " ", handles_.next_counter(), "\n");
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    absl::StrAppend(&out, "pool ", carveouts_[i].name, " ", pools_[i].DebugString(), "\n");
+  }
+  std::vector<const Buffer*> buffers;
+  for (const auto& [id, b] : ledger_.buffers()) buffers.push_back(&b);
+  std::sort(buffers.begin(), buffers.end(),
+            [](const Buffer* a, const Buffer* b) { return a->id < b->id; });
+  for (const Buffer* b : buffers) {
+    absl::StrAppend(&out, "buffer ", Hex(b->id.value()), " owner ", b->owner.value(), " heap ",
+                    b->heap.value(), " ", b->pages.ToString(), " ", b->owner_rights.ToString(), " ",
+                    BufferStateName(b->state), " txn ", b->txn ? Hex(b->txn->value()) : "-", " at ",
+                    b->mapped_at ? b->mapped_at->ToString() : "-", "\n");
+  }
+  std::vector<const Transaction*> txns;
+  for (const auto& [h, t] : ledger_.txns()) txns.push_back(&t);
+  std::sort(txns.begin(), txns.end(),
+            [](const Transaction* a, const Transaction* b) { return a->handle < b->handle; });
+  for (const Transaction* t : txns) {
+    absl::StrAppend(&out, "txn ", Hex(t->handle.value()), " ", TxnKindName(t->kind), " ",
+                    Hex(t->buffer.value()));
+    for (const Receiver& r : t->receivers) {
+      absl::StrAppend(&out, " [", r.vm.value(), " ", r.rights.ToString(), " ",
+                      ReceiverStateName(r.state), " ", r.mapped_at ? r.mapped_at->ToString() : "-",
+                      "]");
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  for (const VmConfig& vm : policy_.config().vms) {
+    absl::StrAppend(&out, "vm ", vm.id.value(), " bytes ", quotas_.vm_bytes(vm.id));
+    for (size_t h = 0; h < policy_.heap_count(); ++h) {
+      absl::StrAppend(&out, " ", quotas_.vm_heap_bytes(vm.id, HeapId(static_cast<uint32_t>(h))));
+    }
+    const EventQueue& q = events_.at(vm.id);
+    absl::StrAppend(&out, " events ", q.size(), " dropped ", q.dropped());
+    for (const Event& e : q.events()) {
+      absl::StrAppend(&out, " (", EventKindName(e.kind), " ", Hex(e.handle.value()), " ",
+                      e.peer.value(), ")");
+    }
+    absl::StrAppend(&out, "\n");
+  }
+  for (size_t h = 0; h < policy_.heap_count(); ++h) {
+    absl::StrAppend(&out, "heap ", h, " bytes ",
+                    quotas_.heap_bytes(HeapId(static_cast<uint32_t>(h))), "\n");
+  }
+  return out;
+}
+
+}  // namespace rmem

@@ -1,0 +1,94 @@
+// The isolation harness: runs a broker over the fake backends side by side
+// with the reference model, one operation at a time, and after every
+// operation checks:
+//  1. outcome: the broker's status code is one the model accepts;
+//  2. rejection changes nothing: on any error the broker's full state dump
+//     is unchanged and no access was granted;
+//  3. the isolation oracle: for every party (each VM's CPUs, every device
+//     initiator), every page of every carve-out, and each access kind (read,
+//     write), the fakes' programmed access allows it iff the model grants it;
+//  4. no transient access: every grant made during the operation was
+//     allowed by the model before or after it (when a backend failure was
+//     injected, the failed request's own partial grant to the caller,
+//     undone before it returns, is the one exception);
+//  5. scrubbing: every page's possible writers since its last scrub are in
+//     the lineage of the buffer now holding it (none for free pages), and
+//     every grant exposed only such content;
+//  6. conservation: per carve-out, free + allocated pages = total, and the
+//     broker holds exactly the model's buffers;
+//  7. events: each VM received exactly the events the model predicts, and
+//     receivers never see buffer ids.
+// Operations come from 64-bit words (so rapidcheck can generate and shrink
+// them); each word decodes to one request from one VM, plausible most of the
+// time and hostile otherwise (forged or stale ids, wrong owners, duplicate or
+// self receivers, rights beyond ceilings, zero and huge sizes, bad
+// alignments, unknown VMs and heaps), sometimes with a backend failure
+// injected.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "broker/backend/fake_backends.h"
+#include "broker/broker.h"
+#include "tests/broker/oracle/reference_model.h"
+#include "tests/broker/oracle/test_platform.h"
+
+namespace rmem::testing {
+
+struct HarnessStats {
+  uint64_t ops = 0;
+  uint64_t accepted = 0;
+  uint64_t injected_failures = 0;
+  std::map<std::string, uint64_t> by_op;  // "ALLOC ok", "SHARE NOT_FOUND", ...
+  uint64_t access_checks = 0;             // (party, page, access kind) comparisons
+  uint64_t transient_checks = 0;          // (grant, page) comparisons
+  uint64_t scrub_checks = 0;              // (page) lineage comparisons
+  uint64_t event_checks = 0;
+  uint64_t state_checks = 0;  // unchanged-state and conservation checks
+
+  uint64_t total_checks() const {
+    return access_checks + transient_checks + scrub_checks + event_checks + state_checks;
+  }
+  void Add(const HarnessStats& o);
+};
+
+class IsolationHarness {
+ public:
+  // `seed` fixes the broker's id keys, so runs are reproducible.
+  IsolationHarness(const TestPlatform& platform, uint64_t seed);
+
+  // Decodes and runs one operation, then checks every invariant. Returns ""
+  // or a description of the first violation (with the operation).
+  std::string Step(uint64_t word);
+  // Tears down every VM (as if all guests died) and checks again: the pools
+  // must be whole and clean.
+  std::string TeardownAll();
+
+  const HarnessStats& stats() const { return stats_; }
+  const Broker& broker() const { return *broker_; }
+
+ private:
+  struct Outcome {
+    std::string op;  // what was attempted, for messages
+    VmId caller;
+    Codes expected;
+    absl::Status actual;
+    std::string apply_error;  // from the model's Apply*
+  };
+  Outcome Execute(uint64_t word, bool& injected);
+  // `failed_caller`: set when an injected backend failure failed the
+  // request of this VM.
+  std::string CheckInvariants(const ReferenceModel& before, bool rejected,
+                              const std::string& dump_before, std::optional<VmId> failed_caller);
+  std::string CheckEvents();
+
+  FakeBackends fakes_;  // before broker_: outlives it
+  std::unique_ptr<Broker> broker_;
+  ReferenceModel model_;
+  HarnessStats stats_;
+};
+
+}  // namespace rmem::testing

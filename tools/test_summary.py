@@ -4,7 +4,8 @@
 Every gtest case is one result (meson's gtest protocol records them); a
 test binary that crashed before writing its cases counts as one failure.
 A log that is missing counts as a failure too: a suite that did not run
-must never look like a pass.
+must never look like a pass, and so does each --failed-step=NAME (a step
+such as images/build that failed before its tests could run).
 """
 import sys
 import xml.etree.ElementTree as ET
@@ -29,8 +30,13 @@ def count(path):
     return passed, failed, skipped
 
 
-def main(paths):
+def main(args):
+    steps = [a.split("=", 1)[1] for a in args if a.startswith("--failed-step=")]
+    paths = [a for a in args if not a.startswith("--failed-step=")]
     totals = [0, 0, 0]
+    for step in steps:
+        print(f"rmem: {step} failed: its tests did not run", file=sys.stderr)
+        totals[1] += 1
     for p in paths:
         for i, n in enumerate(count(p)):
             totals[i] += n

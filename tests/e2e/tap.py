@@ -1,0 +1,57 @@
+"""What every end-to-end test shares: finding the SoC images and printing
+TAP (one line per check, details as '# ' lines, the console tail of a failed
+boot). A missing image is a failure, never a skip."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "images"))
+import soc  # noqa: E402
+
+
+def images_missing():
+    """Prints a failing TAP plan and returns True if the images are absent."""
+    missing = [name for name in ("Image", "l1.cpio") if not (soc.OUT / name).exists()]
+    if not missing:
+        return False
+    print("1..1")
+    print("not ok 1 - SoC images present")
+    print(f"# missing {', '.join(missing)} in {soc.OUT}: run images/build")
+    return True
+
+
+def report(checks, console_lines=30):
+    """checks: [(description, passed, [detail lines], SocResult)]. Prints TAP,
+    returns the process exit status."""
+    print(f"1..{len(checks)}")
+    failed = 0
+    for number, (description, passed, details, result) in enumerate(checks, 1):
+        print(f"{'ok' if passed else 'not ok'} {number} - {description}")
+        for line in details:
+            print(f"# {line}")
+        if not passed:
+            failed += 1
+            print("# console tail:")
+            for line in result.console.splitlines()[-console_lines:]:
+                print(f"#   {line}")
+    return 1 if failed else 0
+
+
+def run(boots, checks_for, summary_for=lambda result: []):
+    """The whole of an end-to-end test: boots the SoCs in parallel, checks
+    each and prints TAP, then each boot's summary lines as '# ' lines.
+    boots: [(label, soc.boot keyword arguments)];
+    checks_for(result, kwargs) -> [(description, passed, [details])];
+    summary_for(result) -> [lines]. Returns the exit status."""
+    if images_missing():
+        return 1
+    results = soc.boot_many([kwargs for _, kwargs in boots])
+    all_checks = [(f"{label}: {description}", passed, details, result)
+                  for (label, kwargs), result in zip(boots, results)
+                  for description, passed, details in checks_for(result, kwargs)]
+    status = report(all_checks)
+    for (label, _), result in zip(boots, results):
+        for line in summary_for(result):
+            print(f"# {label}: {line}")
+    return status

@@ -1,0 +1,159 @@
+// TEST ONLY: a scripted vhost-user back-end for the frontend tests. It
+// listens on a fresh socket, accepts one connection on its own thread and
+// answers every request from a fixed configuration, recording what it got.
+// It is deliberately dumb: no rings are processed, no memory is mapped.
+#pragma once
+
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "vmm/vhost_user/channel.h"
+#include "vmm/vhost_user/protocol.h"
+
+namespace rmem::vmm::testing {
+
+struct ScriptedBackendConfig {
+  uint64_t features = (uint64_t{1} << 32) | (uint64_t{1} << vhost_user::kFProtocolFeatures);
+  uint64_t protocol_features = 0;
+  uint64_t queue_num = 1;
+  std::vector<uint8_t> config;       // device config space (GET_CONFIG reads it)
+  std::vector<uint64_t> shmem_sizes; // GET_SHMEM_CONFIG
+  uint32_t nack_request = 0;         // ack this request with status 1 (0: none)
+  uint32_t disconnect_on = 0;        // hang up when this request arrives (0: never)
+};
+
+struct Received {
+  uint32_t request = 0;
+  uint32_t flags = 0;
+  std::vector<uint8_t> payload;
+  size_t num_fds = 0;
+};
+
+class ScriptedBackend {
+ public:
+  explicit ScriptedBackend(ScriptedBackendConfig config) : config_(std::move(config)) {
+    char dir[] = "/tmp/rmem-vu-XXXXXX";
+    dir_ = mkdtemp(dir);
+    path_ = dir_ + "/backend.sock";
+    listener_ = Fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path_.c_str(), sizeof(addr.sun_path) - 1);
+    bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(listener_.get(), 1);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~ScriptedBackend() {
+    if (thread_.joinable()) thread_.join();
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+  }
+
+  const std::string& path() const { return path_; }
+
+  // Waits until the frontend hung up (or we did), then returns every request.
+  std::vector<Received> Finish() {
+    if (thread_.joinable()) thread_.join();
+    absl::MutexLock lock(&mu_);
+    return received_;
+  }
+
+  // The back-end end of SET_BACKEND_REQ_FD, waiting up to 5 s for it.
+  std::unique_ptr<vhost_user::Channel> TakeBackendChannel() {
+    absl::MutexLock lock(&mu_);
+    mu_.AwaitWithTimeout(absl::Condition(
+                             +[](std::optional<Fd>* fd) { return fd->has_value(); }, &backend_fd_),
+                         absl::Seconds(5));
+    if (!backend_fd_) return nullptr;
+    auto channel = std::make_unique<vhost_user::Channel>(
+        std::move(*backend_fd_), "frontend (back-end request socket)",
+        vhost_user::RequestSpace::kBackend);
+    backend_fd_.reset();
+    return channel;
+  }
+
+ private:
+  template <typename T>
+  static std::span<const uint8_t> Bytes(const T& v) {
+    return {reinterpret_cast<const uint8_t*>(&v), sizeof(T)};
+  }
+
+  void Serve() {
+    pollfd p{listener_.get(), POLLIN, 0};
+    if (poll(&p, 1, 5000) != 1) return;  // nobody came
+    vhost_user::Channel ch(Fd(accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC)),
+                           "frontend", vhost_user::RequestSpace::kFrontend);
+    using R = vhost_user::FrontendRequest;
+    for (;;) {
+      absl::StatusOr<vhost_user::Message> msg = ch.Receive("a request");
+      if (!msg.ok()) return;
+      const uint32_t code = msg->header.request;
+      {
+        absl::MutexLock lock(&mu_);
+        received_.push_back({code, msg->header.flags, msg->payload, msg->fds.size()});
+        if (code == static_cast<uint32_t>(R::kSetBackendReqFd) && msg->fds.size() == 1) {
+          backend_fd_ = std::move(msg->fds[0]);
+        }
+      }
+      if (code == config_.disconnect_on) return;
+      auto reply = [&](std::span<const uint8_t> payload) {
+        const vhost_user::MsgHeader h{code, vhost_user::kVersion | vhost_user::kFlagReply,
+                                      static_cast<uint32_t>(payload.size())};
+        (void)ch.Send(h, payload);
+      };
+      switch (static_cast<R>(code)) {
+        case R::kGetFeatures: reply(Bytes(config_.features)); continue;
+        case R::kGetProtocolFeatures: reply(Bytes(config_.protocol_features)); continue;
+        case R::kGetQueueNum: reply(Bytes(config_.queue_num)); continue;
+        case R::kGetVringBase: reply(msg->payload); continue;  // {index, 0}
+        case R::kGetShmemConfig: {
+          vhost_user::ShmemConfig c;
+          c.nregions = static_cast<uint32_t>(config_.shmem_sizes.size());
+          for (size_t i = 0; i < config_.shmem_sizes.size(); ++i) c.memory_sizes[i] = config_.shmem_sizes[i];
+          reply(Bytes(c));
+          continue;
+        }
+        case R::kGetConfig: {
+          vhost_user::ConfigHeader h;
+          std::memcpy(&h, msg->payload.data(), sizeof(h));
+          std::vector<uint8_t> out(sizeof(h) + h.size, 0);
+          std::memcpy(out.data(), &h, sizeof(h));
+          for (uint32_t i = 0; i < h.size && h.offset + i < config_.config.size(); ++i) {
+            out[sizeof(h) + i] = config_.config[h.offset + i];
+          }
+          reply(out);
+          continue;
+        }
+        default:
+          break;
+      }
+      if (msg->header.flags & vhost_user::kFlagNeedReply) {
+        const uint64_t status = code == config_.nack_request ? 1 : 0;
+        reply(Bytes(status));
+      }
+    }
+  }
+
+  const ScriptedBackendConfig config_;
+  std::string dir_;
+  std::string path_;
+  Fd listener_;
+  std::thread thread_;
+  absl::Mutex mu_;
+  std::vector<Received> received_ ABSL_GUARDED_BY(mu_);
+  std::optional<Fd> backend_fd_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace rmem::vmm::testing

@@ -1,0 +1,84 @@
+// The VIRTIO shared memory regions of a device, as guest memory: what a
+// vhost-user backend's SHMEM_MAP / SHMEM_UNMAP requests change. Each mapped
+// piece becomes its own guest mapping (a KVM memslot in the VMM) with exactly
+// the granted rights: read-only pieces are read-only memslots, so a guest
+// write exits to the VMM instead of changing memory, and an access to a part
+// of the region with no piece has no memslot at all and exits too. Both are
+// reported with their guest physical address (Classify) — docs/vmm.md has
+// the policy and the measurements behind one-memslot-per-piece.
+//
+// Validation, in this order, each a specific error for the backend's reply:
+// unknown shmid; zero length, offsets or length not page aligned; a piece
+// outside the region (overflow-safe); overlap with a mapped piece; for unmap,
+// a range that is not exactly one earlier map.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "broker/types.h"
+#include "vmm/vhost_user/shmem_mapper.h"
+#include "vmm/virtio/virtio_mmio.h"
+
+namespace rmem::vmm {
+
+// Makes a host range guest memory and takes it away again.
+class GuestMapper {
+ public:
+  virtual ~GuestMapper() = default;
+  // Returns a token for Remove.
+  virtual absl::StatusOr<uint32_t> Install(GuestAddr guest, uint8_t* host, uint64_t len,
+                                           bool writable) = 0;
+  // When it returns, the guest can no longer reach the range.
+  virtual absl::Status Remove(uint32_t token) = 0;
+};
+
+class ShmWindows final : public ShmemMapper {
+ public:
+  ShmWindows(std::string device, GuestMapper* mapper)
+      : device_(std::move(device)), mapper_(mapper) {}
+  // Where the regions are in guest physical space. Known only once the
+  // backend has told their sizes, so set after construction, once, before
+  // the guest runs; until then every map is refused ("no such region").
+  void SetRegions(std::vector<ShmPlacement> regions);
+  ~ShmWindows() override;  // removes every piece, guest mapping first
+
+  absl::Status Map(uint8_t shmid, int fd, uint64_t fd_offset, uint64_t shm_offset, uint64_t len,
+                   bool writable) override;
+  absl::Status Unmap(uint8_t shmid, uint64_t shm_offset, uint64_t len) override;
+
+  // If a guest access that exited to the VMM at `addr` lies in one of these
+  // regions, what it violated ("write to read-only piece ..." or "access to
+  // unmapped ..."), else nullopt.
+  std::optional<std::string> Classify(GuestAddr addr, bool is_write) const;
+
+  size_t mapped_pieces() const;
+
+ private:
+  struct Piece {
+    uint64_t len = 0;
+    bool writable = false;
+    uint8_t* host = nullptr;
+    uint32_t token = 0;
+  };
+  struct Region {
+    std::map<uint64_t, Piece> pieces;  // by offset in the region
+  };
+  const ShmPlacement* FindLocked(uint8_t shmid) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status Bad(uint8_t shmid, uint64_t offset, uint64_t len, absl::string_view why) const;
+
+  const std::string device_;
+  GuestMapper* const mapper_;
+
+  mutable absl::Mutex mu_;
+  std::vector<ShmPlacement> regions_ ABSL_GUARDED_BY(mu_);
+  std::map<uint8_t, Region> state_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace rmem::vmm

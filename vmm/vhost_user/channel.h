@@ -1,0 +1,65 @@
+// One end of a vhost-user connection: whole messages (header, payload, up to
+// kMaxFds file descriptors as SCM_RIGHTS) over a connected Unix stream
+// socket. Used for the main socket (we send front-end requests, read their
+// replies) and the back-end request socket (we read back-end requests, send
+// replies). The channel checks framing only; what a message means is the
+// caller's business.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "vmm/kvm/fd.h"
+#include "vmm/vhost_user/protocol.h"
+
+namespace rmem::vmm::vhost_user {
+
+struct Message {
+  MsgHeader header;
+  std::vector<uint8_t> payload;
+  std::vector<Fd> fds;  // owned: closed with the message
+};
+
+class Channel {
+ public:
+  // `peer` names the other side in errors ("vhost-user backend /run/x.sock");
+  // `space` says which request codes the messages on this channel carry.
+  Channel(Fd socket, std::string peer, RequestSpace space)
+      : socket_(std::move(socket)), peer_(std::move(peer)), space_(space) {}
+
+  // Sends one message; the fds are borrowed (the kernel duplicates them).
+  // InvalidArgument for more than kMaxFds fds or a payload over
+  // kMaxPayloadSize; Unavailable "<peer> disconnected ..." if the peer has
+  // gone; Internal for other socket errors. Messages name the request.
+  absl::Status Send(const MsgHeader& header, std::span<const uint8_t> payload,
+                    std::span<const int> fds = {});
+
+  // Reads one whole message, waiting for it. `what` names what we expect in
+  // errors (e.g. "the reply to GET_FEATURES"). Unavailable
+  // "<peer> disconnected ..." on EOF (also mid-message); InvalidArgument for a
+  // bad version, unknown flag bits, a payload over kMaxPayloadSize, or too
+  // many fds (the field is named); Internal for other socket errors. Fds that
+  // came with a rejected message are closed.
+  absl::StatusOr<Message> Receive(absl::string_view what);
+
+  // Wakes a thread blocked in Receive (it then sees a disconnect).
+  void Shutdown();
+
+  int fd() const { return socket_.get(); }
+  const std::string& peer() const { return peer_; }
+  RequestSpace space() const { return space_; }
+
+ private:
+  absl::Status Disconnected(absl::string_view doing) const;
+
+  Fd socket_;
+  std::string peer_;
+  RequestSpace space_;
+};
+
+}  // namespace rmem::vmm::vhost_user

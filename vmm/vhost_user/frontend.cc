@@ -1,0 +1,489 @@
+#include "vmm/vhost_user/frontend.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "broker/check.h"
+#include "vmm/sys_error.h"
+
+namespace rmem::vmm {
+namespace {
+
+using vhost_user::BackendRequest;
+using vhost_user::Channel;
+using vhost_user::FrontendRequest;
+using vhost_user::Message;
+using vhost_user::MsgHeader;
+using vhost_user::RequestSpace;
+
+constexpr absl::Duration kConnectTimeout = absl::Seconds(5);
+constexpr absl::Duration kConnectRetry = absl::Milliseconds(10);
+constexpr int kVirtioFRingPacked = 34;
+
+constexpr uint64_t Bit(int n) { return uint64_t{1} << n; }
+
+template <typename T>
+std::span<const uint8_t> Bytes(const T& value) {
+  return {reinterpret_cast<const uint8_t*>(&value), sizeof(T)};
+}
+
+const char* Name(FrontendRequest r) {
+  return vhost_user::RequestName(RequestSpace::kFrontend, static_cast<uint32_t>(r));
+}
+
+// One connect attempt; the errno of a failure is left in errno.
+Fd ConnectOnce(const std::string& path) {
+  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return fd;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  while (connect(fd.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) != 0) {
+    if (errno != EINTR) return Fd();
+  }
+  return fd;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
+    const std::string& socket_path, uint32_t device_id, const GuestMemory& ram,
+    ShmemMapper* mapper, int num_queues_hint) {
+  const std::string peer = absl::StrCat("vhost-user backend ", socket_path);
+  if (socket_path.empty() || socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(peer, ": the socket path must be 1 to ",
+                                                   sizeof(sockaddr_un::sun_path) - 1, " bytes"));
+  }
+  // The back-end may still be starting: wait for its socket, but not forever.
+  const absl::Time deadline = absl::Now() + kConnectTimeout;
+  Fd sock;
+  for (;;) {
+    sock = ConnectOnce(socket_path);
+    if (sock.valid()) break;
+    const int err = errno;
+    if ((err != ENOENT && err != ECONNREFUSED) || absl::Now() >= deadline) {
+      return ErrnoError(absl::StrCat("connecting to ", peer, " (tried for ",
+                                     absl::FormatDuration(kConnectTimeout), ")"),
+                        err);
+    }
+    absl::SleepFor(kConnectRetry);
+  }
+  std::unique_ptr<VhostUserFrontend> frontend(new VhostUserFrontend(
+      socket_path, device_id, ram, mapper, Channel(std::move(sock), peer, RequestSpace::kFrontend)));
+  if (absl::Status s = frontend->Negotiate(num_queues_hint); !s.ok()) return s;
+  return frontend;
+}
+
+VhostUserFrontend::~VhostUserFrontend() {
+  if (backend_channel_ != nullptr) backend_channel_->Shutdown();
+  if (backend_thread_.joinable()) backend_thread_.join();
+}
+
+absl::Status VhostUserFrontend::Negotiate(int num_queues_hint) {
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<uint64_t> features = GetU64Locked(FrontendRequest::kGetFeatures);
+  if (!features.ok()) return features.status();
+  backend_features_ = *features;
+
+  if (backend_features_ & Bit(vhost_user::kFProtocolFeatures)) {
+    absl::StatusOr<uint64_t> offered = GetU64Locked(FrontendRequest::kGetProtocolFeatures);
+    if (!offered.ok()) return offered.status();
+    offered_protocol_features_ = *offered;
+    const uint64_t wanted = *offered & kSupportedProtocolFeatures;
+    // Sent before REPLY_ACK is in force, so without need_reply.
+    if (absl::Status s = SetU64Locked(FrontendRequest::kSetProtocolFeatures, wanted); !s.ok()) {
+      return s;
+    }
+    protocol_features_ = wanted;
+  }
+
+  if (HasProtocolFeature(vhost_user::kProtocolMq)) {
+    absl::StatusOr<uint64_t> n = GetU64Locked(FrontendRequest::kGetQueueNum);
+    if (!n.ok()) return n.status();
+    if (*n == 0 || *n > static_cast<uint64_t>(kMaxQueues)) {
+      return Poison(absl::InvalidArgumentError(absl::StrCat(
+          channel_.peer(), " answered GET_QUEUE_NUM with ", *n, " (want 1 to ", kMaxQueues, ")")));
+    }
+    num_queues_ = static_cast<int>(*n);
+  } else {
+    if (num_queues_hint < 1 || num_queues_hint > kMaxQueues) {
+      return absl::InvalidArgumentError(absl::StrCat(channel_.peer(), ": queue count hint ",
+                                                     num_queues_hint, " is not 1 to ", kMaxQueues));
+    }
+    num_queues_ = num_queues_hint;
+  }
+
+  if (absl::Status s = RequestLocked(FrontendRequest::kSetOwner, {}); !s.ok()) return s;
+
+  if (HasProtocolFeature(vhost_user::kProtocolBackendReq)) {
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+      return ErrnoError(absl::StrCat("creating the back-end request socket for ", channel_.peer()));
+    }
+    Fd ours(pair[0]);
+    Fd theirs(pair[1]);
+    const int fd = theirs.get();
+    if (absl::Status s = RequestLocked(FrontendRequest::kSetBackendReqFd, {}, {&fd, 1}); !s.ok()) {
+      return s;
+    }
+    backend_channel_ = std::make_unique<Channel>(
+        std::move(ours), absl::StrCat(channel_.peer(), " (back-end requests)"),
+        RequestSpace::kBackend);
+  }
+
+  if (HasProtocolFeature(vhost_user::kProtocolShmem)) {
+    absl::StatusOr<Message> reply =
+        CallLocked(FrontendRequest::kGetShmemConfig, {}, sizeof(vhost_user::ShmemConfig));
+    if (!reply.ok()) return reply.status();
+    vhost_user::ShmemConfig config;
+    std::memcpy(&config, reply->payload.data(), sizeof(config));
+    if (config.nregions > vhost_user::kMaxShmemRegions) {
+      return Poison(absl::InvalidArgumentError(
+          absl::StrCat(channel_.peer(), " answered GET_SHMEM_CONFIG with nregions ",
+                       config.nregions, " (at most ", vhost_user::kMaxShmemRegions, ")")));
+    }
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    for (uint32_t id = 0; id < config.nregions; ++id) {
+      const uint64_t size = config.memory_sizes[id];
+      if (size == 0) continue;  // an unused id below a used one
+      if (size % page != 0) {
+        return Poison(absl::InvalidArgumentError(
+            absl::StrCat(channel_.peer(), " answered GET_SHMEM_CONFIG with region ", id, " of ",
+                         size, " bytes: not a multiple of the page size ", page)));
+      }
+      shm_regions_.push_back({static_cast<uint8_t>(id), size});
+    }
+  }
+  return absl::OkStatus();
+}
+
+uint64_t VhostUserFrontend::device_features() const {
+  return backend_features_ & ~(Bit(vhost_user::kFProtocolFeatures) | Bit(vhost_user::kFLogAll));
+}
+
+absl::Status VhostUserFrontend::Poison(absl::Status s) {
+  if (!broken_) broken_ = s;
+  return s;
+}
+
+absl::Status VhostUserFrontend::SendLocked(FrontendRequest request, uint32_t flags,
+                                           std::span<const uint8_t> payload,
+                                           std::span<const int> fds) {
+  if (broken_) return *broken_;
+  const MsgHeader header{static_cast<uint32_t>(request), vhost_user::kVersion | flags,
+                         static_cast<uint32_t>(payload.size())};
+  if (absl::Status s = channel_.Send(header, payload, fds); !s.ok()) return Poison(s);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Message> VhostUserFrontend::ReceiveReplyLocked(FrontendRequest request) {
+  absl::StatusOr<Message> reply = channel_.Receive(absl::StrCat("the reply to ", Name(request)));
+  if (!reply.ok()) return Poison(reply.status());
+  if (reply->header.request != static_cast<uint32_t>(request) ||
+      (reply->header.flags & vhost_user::kFlagReply) == 0) {
+    return Poison(absl::InvalidArgumentError(absl::StrCat(
+        channel_.peer(), " sent request ", reply->header.request, " flags 0x",
+        absl::Hex(reply->header.flags), " where the reply to ", Name(request), " was due")));
+  }
+  return reply;
+}
+
+absl::Status VhostUserFrontend::RequestLocked(FrontendRequest request,
+                                              std::span<const uint8_t> payload,
+                                              std::span<const int> fds) {
+  const bool ack = HasProtocolFeature(vhost_user::kProtocolReplyAck);
+  if (absl::Status s = SendLocked(request, ack ? vhost_user::kFlagNeedReply : 0, payload, fds);
+      !s.ok()) {
+    return s;
+  }
+  if (!ack) return absl::OkStatus();
+  absl::StatusOr<Message> reply = ReceiveReplyLocked(request);
+  if (!reply.ok()) return reply.status();
+  if (reply->payload.size() != sizeof(uint64_t)) {
+    return Poison(absl::InvalidArgumentError(
+        absl::StrCat(channel_.peer(), " acked ", Name(request), " with a ",
+                     reply->payload.size(), "-byte payload (want 8)")));
+  }
+  uint64_t status;
+  std::memcpy(&status, reply->payload.data(), sizeof(status));
+  if (status != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(channel_.peer(), " refused ", Name(request), " (ack status ", status, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Message> VhostUserFrontend::CallLocked(FrontendRequest request,
+                                                      std::span<const uint8_t> payload,
+                                                      size_t reply_size, bool exact) {
+  if (absl::Status s = SendLocked(request, 0, payload, {}); !s.ok()) return s;
+  absl::StatusOr<Message> reply = ReceiveReplyLocked(request);
+  if (!reply.ok()) return reply.status();
+  const size_t got = reply->payload.size();
+  if (exact ? got != reply_size : got > reply_size) {
+    return Poison(absl::InvalidArgumentError(
+        absl::StrCat(channel_.peer(), " answered ", Name(request), " with a ", got,
+                     "-byte payload (want ", exact ? "" : "at most ", reply_size, ")")));
+  }
+  return reply;
+}
+
+absl::StatusOr<uint64_t> VhostUserFrontend::GetU64Locked(FrontendRequest request) {
+  absl::StatusOr<Message> reply = CallLocked(request, {}, sizeof(uint64_t));
+  if (!reply.ok()) return reply.status();
+  uint64_t value;
+  std::memcpy(&value, reply->payload.data(), sizeof(value));
+  return value;
+}
+
+absl::Status VhostUserFrontend::SetU64Locked(FrontendRequest request, uint64_t value,
+                                             std::span<const int> fds) {
+  return RequestLocked(request, Bytes(value), fds);
+}
+
+absl::Status VhostUserFrontend::ReadConfig(uint32_t offset, std::span<uint8_t> data) {
+  std::fill(data.begin(), data.end(), 0);
+  absl::MutexLock lock(&mu_);
+  if (broken_) return *broken_;
+  if (!HasProtocolFeature(vhost_user::kProtocolConfig)) {
+    return absl::UnimplementedError(
+        absl::StrCat(channel_.peer(), " did not negotiate CONFIG: config space reads as zeros"));
+  }
+  // Like QEMU, read from offset 0: libvhost-user back-ends ignore the offset.
+  const uint64_t end = uint64_t{offset} + data.size();
+  if (end > vhost_user::kMaxConfigSize) {
+    return absl::InvalidArgumentError(absl::StrCat("config read of ", data.size(), " bytes at ",
+                                                   offset, " passes the ",
+                                                   vhost_user::kMaxConfigSize, "-byte limit"));
+  }
+  std::vector<uint8_t> request(sizeof(vhost_user::ConfigHeader) + end, 0);
+  const vhost_user::ConfigHeader header{0, static_cast<uint32_t>(end),
+                                        vhost_user::kConfigFlagWritable};
+  std::memcpy(request.data(), &header, sizeof(header));
+  absl::StatusOr<Message> reply = CallLocked(FrontendRequest::kGetConfig, request,
+                                             request.size(), /*exact=*/false);
+  if (!reply.ok()) return reply.status();
+  vhost_user::ConfigHeader got{};
+  if (reply->payload.size() == request.size()) {
+    std::memcpy(&got, reply->payload.data(), sizeof(got));
+  }
+  if (reply->payload.size() != request.size() || got.size != end) {
+    // A zero-size payload is how a back-end reports that it failed.
+    return absl::InvalidArgumentError(absl::StrCat(
+        channel_.peer(), " answered GET_CONFIG for ", end, " bytes with a ",
+        reply->payload.size(), "-byte payload (config size ", got.size, ")"));
+  }
+  std::memcpy(data.data(), reply->payload.data() + sizeof(got) + offset, data.size());
+  return absl::OkStatus();
+}
+
+absl::Status VhostUserFrontend::WriteConfig(uint32_t offset, std::span<const uint8_t> data) {
+  absl::MutexLock lock(&mu_);
+  if (broken_) return *broken_;
+  if (!HasProtocolFeature(vhost_user::kProtocolConfig)) {
+    return absl::UnimplementedError(
+        absl::StrCat(channel_.peer(), " did not negotiate CONFIG: config write dropped"));
+  }
+  if (uint64_t{offset} + data.size() > vhost_user::kMaxConfigSize) {
+    return absl::InvalidArgumentError(absl::StrCat("config write of ", data.size(), " bytes at ",
+                                                   offset, " passes the ",
+                                                   vhost_user::kMaxConfigSize, "-byte limit"));
+  }
+  std::vector<uint8_t> request(sizeof(vhost_user::ConfigHeader) + data.size());
+  const vhost_user::ConfigHeader header{offset, static_cast<uint32_t>(data.size()),
+                                        vhost_user::kConfigFlagWritable};
+  std::memcpy(request.data(), &header, sizeof(header));
+  if (!data.empty()) std::memcpy(request.data() + sizeof(header), data.data(), data.size());
+  return RequestLocked(FrontendRequest::kSetConfig, request);
+}
+
+absl::Status VhostUserFrontend::Start(uint64_t driver_features,
+                                      std::span<const VirtqueueSetup> queues) {
+  absl::MutexLock lock(&mu_);
+  if (broken_) return *broken_;
+  if (started_ || !started_queues_.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(channel_.peer(), ": Start while started (Stop first)"));
+  }
+  if ((driver_features & ~device_features()) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        channel_.peer(), ": driver features 0x", absl::Hex(driver_features),
+        " include bits the device does not offer (0x", absl::Hex(driver_features & ~device_features()),
+        ")"));
+  }
+  // Check every queue before telling the back-end anything.
+  std::vector<bool> seen(static_cast<size_t>(num_queues_), false);
+  const bool packed = (driver_features & Bit(kVirtioFRingPacked)) != 0;
+  for (const VirtqueueSetup& q : queues) {
+    if (q.index < 0 || q.index >= num_queues_ || seen[static_cast<size_t>(q.index)]) {
+      return absl::InvalidArgumentError(absl::StrCat(channel_.peer(), ": queue index ", q.index,
+                                                     " is out of range (", num_queues_,
+                                                     " queues) or repeated"));
+    }
+    seen[static_cast<size_t>(q.index)] = true;
+    if (q.size == 0 || q.size > kMaxQueueSize) {
+      return absl::InvalidArgumentError(absl::StrCat(channel_.peer(), ": queue ", q.index,
+                                                     " size ", q.size, " is not 1 to ",
+                                                     kMaxQueueSize));
+    }
+    const uint64_t n = q.size;
+    const struct {
+      const char* name;
+      GuestAddr addr;
+      uint64_t len;
+    } parts[] = {
+        {"descriptor table", q.desc, 16 * n},
+        {"driver area", q.driver, packed ? 4 : 6 + 2 * n},
+        {"device area", q.device, packed ? 4 : 6 + 8 * n},
+    };
+    for (const auto& part : parts) {
+      if (absl::StatusOr<std::span<uint8_t>> s = ram_.Slice(part.addr, part.len); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(channel_.peer(), ": queue ", q.index, " ",
+                                                       part.name, ": ", s.status().message()));
+      }
+    }
+  }
+
+  uint64_t features = driver_features;
+  if (backend_features_ & Bit(vhost_user::kFProtocolFeatures)) {
+    features |= Bit(vhost_user::kFProtocolFeatures);
+  }
+  if (absl::Status s = SetU64Locked(FrontendRequest::kSetFeatures, features); !s.ok()) return s;
+
+  vhost_user::MemoryTable table;
+  table.nregions = 1;
+  table.regions[0] = {ram_.base().value(), ram_.size(),
+                      reinterpret_cast<uint64_t>(ram_.host_base()), 0};
+  const size_t table_size = offsetof(vhost_user::MemoryTable, regions) + sizeof(table.regions[0]);
+  const int ram_fd = ram_.fd();
+  if (absl::Status s = RequestLocked(FrontendRequest::kSetMemTable,
+                                     Bytes(table).first(table_size), {&ram_fd, 1});
+      !s.ok()) {
+    return s;
+  }
+  for (const VirtqueueSetup& q : queues) {
+    if (absl::Status s = StartQueueLocked(q); !s.ok()) return s;
+  }
+  started_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status VhostUserFrontend::StartQueueLocked(const VirtqueueSetup& q) {
+  const uint32_t index = static_cast<uint32_t>(q.index);
+  auto host = [&](GuestAddr addr) {
+    // Checked in Start.
+    return reinterpret_cast<uint64_t>(ram_.Slice(addr, 0)->data());
+  };
+  const vhost_user::VringState num{index, q.size};
+  if (absl::Status s = RequestLocked(FrontendRequest::kSetVringNum, Bytes(num)); !s.ok()) return s;
+  const vhost_user::VringAddr addr{index, 0, host(q.desc), host(q.device), host(q.driver), 0};
+  if (absl::Status s = RequestLocked(FrontendRequest::kSetVringAddr, Bytes(addr)); !s.ok()) {
+    return s;
+  }
+  const vhost_user::VringState base{index, 0};
+  if (absl::Status s = RequestLocked(FrontendRequest::kSetVringBase, Bytes(base)); !s.ok()) {
+    return s;
+  }
+  auto set_fd = [&](FrontendRequest request, int fd) {
+    if (fd < 0) return SetU64Locked(request, index | vhost_user::kVringNoFd);
+    return SetU64Locked(request, index, {&fd, 1});
+  };
+  if (absl::Status s = set_fd(FrontendRequest::kSetVringKick, q.kick_fd); !s.ok()) return s;
+  started_queues_.push_back(q.index);  // the kick fd started the ring: Stop must stop it
+  if (absl::Status s = set_fd(FrontendRequest::kSetVringCall, q.call_fd); !s.ok()) return s;
+  if (backend_features_ & Bit(vhost_user::kFProtocolFeatures)) {
+    // With protocol features rings start disabled.
+    const vhost_user::VringState enable{index, 1};
+    if (absl::Status s = RequestLocked(FrontendRequest::kSetVringEnable, Bytes(enable)); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status VhostUserFrontend::Stop() {
+  absl::MutexLock lock(&mu_);
+  if (broken_) return *broken_;
+  while (!started_queues_.empty()) {
+    const vhost_user::VringState state{static_cast<uint32_t>(started_queues_.back()), 0};
+    absl::StatusOr<Message> reply =
+        CallLocked(FrontendRequest::kGetVringBase, Bytes(state), sizeof(vhost_user::VringState));
+    if (!reply.ok()) return reply.status();
+    started_queues_.pop_back();
+  }
+  started_ = false;
+  if (HasProtocolFeature(vhost_user::kProtocolResetDevice)) {
+    return RequestLocked(FrontendRequest::kResetDevice, {});
+  }
+  return absl::OkStatus();
+}
+
+void VhostUserFrontend::StartBackendRequests() {
+  if (backend_channel_ == nullptr) return;
+  RMEM_CHECK(!backend_thread_.joinable());
+  backend_thread_ = std::thread([this] { ServeBackendRequests(); });
+}
+
+void VhostUserFrontend::ServeBackendRequests() {
+  Channel& channel = *backend_channel_;
+  for (;;) {
+    absl::StatusOr<Message> msg = channel.Receive("a back-end request");
+    if (!msg.ok()) {
+      // A disconnect is reported by the main channel; anything else desynced
+      // the stream, so stop reading it.
+      if (!absl::IsUnavailable(msg.status())) {
+        std::fprintf(stderr, "rmem-vmm: %s\n", msg.status().ToString().c_str());
+      }
+      return;
+    }
+    const uint64_t result = HandleBackendRequest(*msg);
+    if ((msg->header.flags & vhost_user::kFlagNeedReply) == 0) continue;
+    const MsgHeader reply{msg->header.request, vhost_user::kVersion | vhost_user::kFlagReply,
+                          sizeof(result)};
+    if (!channel.Send(reply, Bytes(result)).ok()) return;
+  }
+}
+
+uint64_t VhostUserFrontend::HandleBackendRequest(const Message& msg) {
+  const char* name = vhost_user::RequestName(RequestSpace::kBackend, msg.header.request);
+  auto refuse = [&](absl::string_view why) -> uint64_t {
+    std::fprintf(stderr, "rmem-vmm: %s: refused %s (%u): %s\n",
+                 backend_channel_->peer().c_str(), name, msg.header.request,
+                 std::string(why).c_str());
+    return 1;
+  };
+  const auto request = static_cast<BackendRequest>(msg.header.request);
+  if (request != BackendRequest::kShmemMap && request != BackendRequest::kShmemUnmap) {
+    return refuse("not a request we serve");
+  }
+  if (msg.payload.size() != sizeof(vhost_user::ShmemMapMsg)) {
+    return refuse(absl::StrCat("payload of ", msg.payload.size(), " bytes (want ",
+                               sizeof(vhost_user::ShmemMapMsg), ")"));
+  }
+  const size_t want_fds = request == BackendRequest::kShmemMap ? 1 : 0;
+  if (msg.fds.size() != want_fds) {
+    return refuse(absl::StrCat(msg.fds.size(), " fds (want ", want_fds, ")"));
+  }
+  if (mapper_ == nullptr) return refuse("this device has no shared memory regions");
+  vhost_user::ShmemMapMsg m;
+  std::memcpy(&m, msg.payload.data(), sizeof(m));
+  const absl::Status s =
+      request == BackendRequest::kShmemMap
+          ? mapper_->Map(m.shmid, msg.fds[0].get(), m.fd_offset, m.shm_offset, m.len,
+                         (m.flags & vhost_user::kShmemMapReadWrite) != 0)
+          : mapper_->Unmap(m.shmid, m.shm_offset, m.len);
+  // The reply carries the Status code, non-zero for every failure.
+  return static_cast<uint64_t>(s.code());
+}
+
+}  // namespace rmem::vmm

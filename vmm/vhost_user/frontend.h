@@ -1,0 +1,167 @@
+// The VMM side of a vhost-user device: a VirtioBackend whose device is a
+// back-end process reached over a Unix socket (QEMU docs/interop/vhost-user.rst).
+//
+// Lifecycle (one connection, rings restartable):
+//
+//   Connect ──> connected ──Start──> started ──Stop──> connected ──> ...
+//       any state ── backend disconnect / protocol error ──> broken
+//
+// Connect negotiates: GET_FEATURES; if bit 30 is offered GET_PROTOCOL_FEATURES
+// and SET_PROTOCOL_FEATURES (ours ∩ theirs: MQ, REPLY_ACK, BACKEND_REQ,
+// CONFIG, BACKEND_SEND_FD, RESET_DEVICE, SHMEM); GET_QUEUE_NUM if MQ;
+// SET_OWNER; SET_BACKEND_REQ_FD if BACKEND_REQ; GET_SHMEM_CONFIG if SHMEM.
+// With REPLY_ACK negotiated every request that has no reply of its own is
+// sent with need_reply and its ack checked.
+//
+// Broken is sticky (like libvhost-user's dev->broken): once the back-end
+// disconnected or sent something we cannot parse, every call returns the
+// first error. A disconnect is Unavailable
+// "vhost-user backend <path> disconnected ...".
+//
+// Threads: VirtioBackend calls may come from any thread (vCPUs); a mutex
+// keeps each request and its reply together. With BACKEND_REQ a second
+// thread serves the back-end's requests (SHMEM_MAP/UNMAP → ShmemMapper);
+// the destructor shuts its socket down and joins it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "vmm/memory/guest_memory.h"
+#include "vmm/vhost_user/channel.h"
+#include "vmm/vhost_user/shmem_mapper.h"
+#include "vmm/virtio/virtio_backend.h"
+
+namespace rmem::vmm {
+
+class VhostUserFrontend : public VirtioBackend {
+ public:
+  // The protocol features we can use; Connect asks for these ∩ the offer.
+  static constexpr uint64_t kSupportedProtocolFeatures =
+      (uint64_t{1} << vhost_user::kProtocolMq) | (uint64_t{1} << vhost_user::kProtocolReplyAck) |
+      (uint64_t{1} << vhost_user::kProtocolBackendReq) |
+      (uint64_t{1} << vhost_user::kProtocolConfig) |
+      (uint64_t{1} << vhost_user::kProtocolBackendSendFd) |
+      (uint64_t{1} << vhost_user::kProtocolResetDevice) |
+      (uint64_t{1} << vhost_user::kProtocolShmem);
+  // No vhost-user request can ask the back-end for its ring size limit; this
+  // is QEMU's VIRTQUEUE_MAX_SIZE, which back-ends are built to accept.
+  static constexpr uint16_t kMaxQueueSize = 1024;
+  // Kick/call messages carry the ring index in 8 bits.
+  static constexpr int kMaxQueues = 256;
+
+  // Connects to the back-end listening at `socket_path` (retrying for a few
+  // seconds while the socket does not exist or refuses) and negotiates (see
+  // above). `ram` and `mapper` (may be null: SHMEM_MAP is then refused) must
+  // outlive the frontend. `num_queues_hint` is the device's queue count when
+  // the back-end does not negotiate MQ.
+  // Errors: NotFound / Unavailable if nobody listens after the bound;
+  // Unavailable if it disconnects; InvalidArgument for malformed replies or a
+  // bad hint; Internal for socket errors.
+  static absl::StatusOr<std::unique_ptr<VhostUserFrontend>> Connect(
+      const std::string& socket_path, uint32_t device_id, const GuestMemory& ram,
+      ShmemMapper* mapper, int num_queues_hint);
+
+  // Starts serving the back-end's requests (SHMEM_MAP/UNMAP) on their own
+  // thread. Until then they wait in the socket: the VMM calls this once it
+  // has placed the shared memory regions, so a map never arrives before
+  // there is somewhere to put it. No-op without BACKEND_REQ; call once.
+  void StartBackendRequests();
+
+  ~VhostUserFrontend() override;
+  VhostUserFrontend(const VhostUserFrontend&) = delete;
+  VhostUserFrontend& operator=(const VhostUserFrontend&) = delete;
+
+  // VirtioBackend.
+  uint32_t device_id() const override { return device_id_; }
+  // The back-end's features without vhost-only bits (30, VHOST_F_LOG_ALL).
+  uint64_t device_features() const override;
+  int num_queues() const override { return num_queues_; }
+  uint16_t max_queue_size() const override { return kMaxQueueSize; }
+  std::vector<ShmRegionInfo> shm_regions() const override { return shm_regions_; }
+  // GET_CONFIG / SET_CONFIG. Without the CONFIG protocol feature a read fills
+  // `data` with zeros and both return Unimplemented. InvalidArgument if the
+  // range exceeds 256 bytes or the back-end's reply is malformed (a zero-size
+  // reply is the back-end's way to fail).
+  absl::Status ReadConfig(uint32_t offset, std::span<uint8_t> data) override;
+  absl::Status WriteConfig(uint32_t offset, std::span<const uint8_t> data) override;
+  // FailedPrecondition if already started; InvalidArgument for features the
+  // device does not offer, a bad queue index/size, or ring addresses outside
+  // RAM (named); the back-end's errors as above.
+  absl::Status Start(uint64_t driver_features, std::span<const VirtqueueSetup> queues) override;
+  // GET_VRING_BASE on each started ring, then RESET_DEVICE if negotiated.
+  absl::Status Stop() override;
+
+  // What was negotiated (for tests and diagnostics).
+  uint64_t backend_features() const { return backend_features_; }
+  uint64_t protocol_features() const { return protocol_features_; }
+  uint64_t offered_protocol_features() const { return offered_protocol_features_; }
+  bool HasProtocolFeature(int bit) const { return (protocol_features_ >> bit) & 1; }
+
+ private:
+  VhostUserFrontend(std::string path, uint32_t device_id, const GuestMemory& ram,
+                    ShmemMapper* mapper, vhost_user::Channel channel)
+      : path_(std::move(path)), device_id_(device_id), ram_(ram), mapper_(mapper),
+        channel_(std::move(channel)) {}
+
+  absl::Status Negotiate(int num_queues_hint);
+  // A request without a reply of its own; acked when REPLY_ACK is on.
+  absl::Status RequestLocked(vhost_user::FrontendRequest request, std::span<const uint8_t> payload,
+                             std::span<const int> fds = {}) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A request whose reply carries a payload of `reply_size` bytes (or up to
+  // it when `exact` is false).
+  absl::StatusOr<vhost_user::Message> CallLocked(vhost_user::FrontendRequest request,
+                                                 std::span<const uint8_t> payload,
+                                                 size_t reply_size, bool exact = true)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<uint64_t> GetU64Locked(vhost_user::FrontendRequest request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SetU64Locked(vhost_user::FrontendRequest request, uint64_t value,
+                            std::span<const int> fds = {}) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SendLocked(vhost_user::FrontendRequest request, uint32_t flags,
+                          std::span<const uint8_t> payload, std::span<const int> fds)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<vhost_user::Message> ReceiveReplyLocked(vhost_user::FrontendRequest request)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Remembers the first error that breaks the connection; returns `s`.
+  absl::Status Poison(absl::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartQueueLocked(const VirtqueueSetup& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  void ServeBackendRequests();
+  // Handles one back-end request; the u64 reply value (0 = success).
+  uint64_t HandleBackendRequest(const vhost_user::Message& msg);
+
+  const std::string path_;
+  const uint32_t device_id_;
+  const GuestMemory& ram_;
+  ShmemMapper* const mapper_;
+
+  // Set during Connect, constant afterwards.
+  uint64_t backend_features_ = 0;
+  uint64_t offered_protocol_features_ = 0;
+  uint64_t protocol_features_ = 0;
+  int num_queues_ = 0;
+  std::vector<ShmRegionInfo> shm_regions_;
+
+  absl::Mutex mu_;
+  vhost_user::Channel channel_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> broken_ ABSL_GUARDED_BY(mu_);
+  std::vector<int> started_queues_ ABSL_GUARDED_BY(mu_);
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+
+  // The back-end request socket (our end) and the thread that serves it; the
+  // thread alone reads and writes it.
+  std::unique_ptr<vhost_user::Channel> backend_channel_;
+  std::thread backend_thread_;
+};
+
+}  // namespace rmem::vmm

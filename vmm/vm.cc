@@ -1,0 +1,250 @@
+#include "vmm/vm.h"
+
+#include <pthread.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <cstdio>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "broker/check.h"
+#include "vmm/sys_error.h"
+
+namespace rmem::vmm {
+namespace {
+
+constexpr int kKickSignal = SIGUSR1;
+void IgnoreKick(int) {}
+
+// Unclaimed MMIO is logged for the first few accesses only: a guest probing
+// the bus must not flood the console (STYLE.md rule 4).
+constexpr uint64_t kUnclaimedLogLimit = 8;
+
+}  // namespace
+
+int ExitCode(VmExit exit) {
+  switch (exit) {
+    case VmExit::kPoweredOff:
+      return 0;
+    case VmExit::kReset:
+      return 3;
+    case VmExit::kCrashed:
+      return 4;
+    case VmExit::kTimedOut:
+      return 124;
+    case VmExit::kSignalled:
+      return 143;
+    case VmExit::kIsolationViolation:
+      return 5;
+  }
+  return 1;
+}
+
+const char* VmExitName(VmExit exit) {
+  switch (exit) {
+    case VmExit::kPoweredOff:
+      return "powered off";
+    case VmExit::kReset:
+      return "reset requested";
+    case VmExit::kCrashed:
+      return "crashed";
+    case VmExit::kTimedOut:
+      return "timed out";
+    case VmExit::kSignalled:
+      return "stopped by signal";
+    case VmExit::kIsolationViolation:
+      return "stopped: isolation violation";
+  }
+  return "?";
+}
+
+IrqLine* Vm::Own(std::unique_ptr<IrqLine> line) {
+  irqs_.push_back(std::move(line));
+  return irqs_.back().get();
+}
+
+KvmSlotMapper* Vm::slot_mapper() {
+  // Slot 0 is RAM; pieces take the rest.
+  if (slot_mapper_ == nullptr) slot_mapper_ = std::make_unique<KvmSlotMapper>(&kvm_, 1);
+  return slot_mapper_.get();
+}
+
+ShmWindows* Vm::OwnShmWindows(std::unique_ptr<ShmWindows> windows) {
+  shm_windows_.push_back(std::move(windows));
+  return shm_windows_.back().get();
+}
+
+VirtioBackend* Vm::OwnBackend(std::unique_ptr<VirtioBackend> backend) {
+  backends_.push_back(std::move(backend));
+  return backends_.back().get();
+}
+
+absl::Status Vm::AddDevice(std::string name, GuestAddr base, uint64_t size,
+                           std::unique_ptr<MmioDevice> device) {
+  absl::Status s = bus_.Add(std::move(name), base, size, device.get());
+  if (s.ok()) devices_.push_back(std::move(device));
+  return s;
+}
+
+void Vm::Finish(absl::StatusOr<VmExit> outcome) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!outcome_.has_value()) outcome_ = std::move(outcome);
+  }
+  const uint64_t one = 1;
+  RMEM_CHECK(write(done_fd_, &one, sizeof(one)) == sizeof(one));
+}
+
+std::optional<std::string> Vm::ClassifyViolation(GuestAddr addr, bool is_write) const {
+  for (const std::unique_ptr<ShmWindows>& w : shm_windows_) {
+    if (std::optional<std::string> v = w->Classify(addr, is_write)) return v;
+  }
+  return std::nullopt;
+}
+
+void Vm::VcpuLoop(int index) {
+  KvmVcpu& vcpu = vcpus_[static_cast<size_t>(index)];
+  kvm_run* run = vcpu.run();
+  while (!stopping_.load(std::memory_order_acquire)) {
+    if (ioctl(vcpu.fd(), KVM_RUN, 0) < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;  // kicked, or a signal: re-check
+      Finish(ErrnoError(absl::StrCat("KVM_RUN on vCPU ", index)));
+      return;
+    }
+    exits_.fetch_add(1, std::memory_order_relaxed);
+    switch (run->exit_reason) {
+      case KVM_EXIT_MMIO: {
+        const GuestAddr addr(run->mmio.phys_addr);
+        const uint32_t len = std::min<uint32_t>(run->mmio.len, sizeof(run->mmio.data));
+        const bool claimed =
+            run->mmio.is_write
+                ? bus_.Write(addr, std::span<const uint8_t>(run->mmio.data, len))
+                : bus_.Read(addr, std::span<uint8_t>(run->mmio.data, len));
+        if (!claimed) {
+          if (std::optional<std::string> violation = ClassifyViolation(addr, run->mmio.is_write)) {
+            std::fprintf(stderr, "rmem-vmm: vCPU %d: isolation violation: %s\n", index,
+                         violation->c_str());
+            Finish(VmExit::kIsolationViolation);
+            return;
+          }
+          if (!run->mmio.is_write) std::fill_n(run->mmio.data, len, 0);
+          if (unclaimed_mmio_.fetch_add(1) < kUnclaimedLogLimit) {
+            std::fprintf(stderr, "rmem-vmm: vCPU %d: unclaimed MMIO %s of %u bytes at %s\n",
+                         index, run->mmio.is_write ? "write" : "read", len,
+                         addr.ToString().c_str());
+          }
+        }
+        break;
+      }
+      case KVM_EXIT_SYSTEM_EVENT:
+        switch (run->system_event.type) {
+          case KVM_SYSTEM_EVENT_SHUTDOWN:
+            Finish(VmExit::kPoweredOff);
+            return;
+          case KVM_SYSTEM_EVENT_RESET:
+            Finish(VmExit::kReset);
+            return;
+          case KVM_SYSTEM_EVENT_CRASH:
+            Finish(VmExit::kCrashed);
+            return;
+          default:
+            Finish(absl::UnimplementedError(absl::StrCat(
+                "vCPU ", index, ": unhandled system event type ", run->system_event.type)));
+            return;
+        }
+      case KVM_EXIT_INTR:
+        break;
+      case KVM_EXIT_FAIL_ENTRY:
+        Finish(absl::InternalError(absl::StrCat(
+            "vCPU ", index, ": KVM entry failed, hardware reason ",
+            Hex(run->fail_entry.hardware_entry_failure_reason))));
+        return;
+      case KVM_EXIT_INTERNAL_ERROR:
+        Finish(absl::InternalError(absl::StrCat("vCPU ", index, ": KVM internal error, suberror ",
+                                                run->internal.suberror)));
+        return;
+      default:
+        Finish(absl::UnimplementedError(
+            absl::StrCat("vCPU ", index, ": unhandled KVM exit reason ", run->exit_reason)));
+        return;
+    }
+  }
+}
+
+Vm::Stats Vm::stats() const {
+  return Stats{.exits = exits_.load(), .unclaimed = unclaimed_mmio_.load(),
+               .mmio_by_device = bus_.AccessCounts()};
+}
+
+absl::StatusOr<VmExit> Vm::Run(absl::Duration timeout) {
+  RMEM_CHECK(done_fd_ < 0);
+  Fd done(eventfd(0, EFD_CLOEXEC));
+  if (!done.valid()) return ErrnoError("eventfd");
+  done_fd_ = done.get();
+
+  // SIGTERM/SIGINT are read from a signalfd by this thread; blocked before
+  // the vCPU threads start so they inherit the mask.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  sigset_t old_mask;
+  pthread_sigmask(SIG_BLOCK, &stop_signals, &old_mask);
+  Fd sig(signalfd(-1, &stop_signals, SFD_CLOEXEC));
+  if (!sig.valid()) return ErrnoError("signalfd");
+
+  struct sigaction kick {};
+  kick.sa_handler = IgnoreKick;  // no SA_RESTART: KVM_RUN returns EINTR
+  sigaction(kKickSignal, &kick, nullptr);
+
+  Fd timer;
+  if (timeout > absl::ZeroDuration()) {
+    timer = Fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
+    if (!timer.valid()) return ErrnoError("timerfd_create");
+    itimerspec spec{};
+    spec.it_value = absl::ToTimespec(timeout);
+    if (timerfd_settime(timer.get(), 0, &spec, nullptr) != 0) return ErrnoError("timerfd_settime");
+  }
+
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    threads.emplace_back([this, i] { VcpuLoop(static_cast<int>(i)); });
+  }
+
+  pollfd fds[3] = {{done.get(), POLLIN, 0}, {sig.get(), POLLIN, 0}, {timer.get(), POLLIN, 0}};
+  const nfds_t nfds = timer.valid() ? 3 : 2;
+  while (poll(fds, nfds, -1) < 0 && errno == EINTR) {
+  }
+  if (fds[1].revents & POLLIN) {
+    signalfd_siginfo info;
+    if (read(sig.get(), &info, sizeof(info)) == sizeof(info)) {
+      std::fprintf(stderr, "rmem-vmm: %s received, stopping the guest\n",
+                   strsignal(static_cast<int>(info.ssi_signo)));
+    }
+    Finish(VmExit::kSignalled);
+  } else if (nfds == 3 && (fds[2].revents & POLLIN)) {
+    Finish(VmExit::kTimedOut);
+  }
+
+  stopping_.store(true, std::memory_order_release);
+  for (size_t i = 0; i < vcpus_.size(); ++i) {
+    vcpus_[i].run()->immediate_exit = 1;
+    pthread_kill(threads[i].native_handle(), kKickSignal);
+  }
+  for (std::thread& t : threads) t.join();
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
+
+  absl::MutexLock lock(&mu_);
+  RMEM_CHECK(outcome_.has_value());
+  return *outcome_;
+}
+
+}  // namespace rmem::vmm

@@ -49,6 +49,8 @@ def shm_checks(result, mode):
          [f"RMEM-BACKEND-GUEST-WROTE {result.values('RMEM-BACKEND-GUEST-WROTE')}"]),
         ("guest sees the remapped piece", lower(result.values("RMEM-L2-SHM-REMAP")) ==
          [PIECE_B] * 2, [f"RMEM-L2-SHM-REMAP {result.values('RMEM-L2-SHM-REMAP')}"]),
+        ("the back-end acknowledged every mailbox request", not result.has("RMEM-L2-SHM-NO-ACK"),
+         [f"RMEM-L2-SHM-NO-ACK {result.values('RMEM-L2-SHM-NO-ACK')}"]),
         ("no guest continued past a violation", not result.has("RMEM-L2-SHM-NOT-STOPPED"), []),
         ("each violation stops the guest with exit 5",
          result.values("RMEM-L1-VMM-EXIT") == ["5", "5"],

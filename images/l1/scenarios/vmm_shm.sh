@@ -10,7 +10,7 @@
 #   RMEM-L1-SHM-CASE <case>
 #   RMEM-L1-VMM-EXIT <rc>, RMEM-L1-VMM-SECONDS <s>
 #   RMEM-L1-SHM-VIOLATION <case> <rmem-vmm's report>
-# The first case also runs the map/unmap latency benchmark (--bench 200);
+# The first case also runs the map/unmap latency benchmark (--bench 100);
 # before the guests, rmem-memslot-bench prints the floor (RMEM-BENCH lines).
 . /scenarios/lib/vhost_user.sh
 SOCK=/tmp/shm.sock
@@ -21,7 +21,7 @@ rmem-memslot-bench 300 || status=1
 
 for case in rowrite hole; do
   bench=""
-  [ $case = rowrite ] && bench="--bench 200"
+  [ $case = rowrite ] && bench="--bench 100"
   # shellcheck disable=SC2086
   start_backend shmem-backend $SOCK rmem-shmem-test-backend --socket $SOCK $bench || exit 1
   echo "RMEM-L1-SHM-CASE $case"

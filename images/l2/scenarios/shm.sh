@@ -8,6 +8,7 @@
 #   RMEM-L2-SHM-TRY <case>       about to break the rules (rmem.shmcase=rowrite|hole):
 #                                rmem-vmm must stop the guest here
 #   RMEM-L2-SHM-NOT-STOPPED      printed only if it did not
+#   RMEM-L2-SHM-NO-ACK <offset>  the back-end never set that mailbox word
 param() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 hex() { printf '0x%x' "$1"; }
 BASE=$(param rmem.shm)
@@ -16,17 +17,22 @@ MAILBOX=$((BASE + 0x100000))
 
 echo "RMEM-L2-SHM-READ $(devmem "$BASE" 32)"
 devmem "$(hex $((MAILBOX + 8)))" 32 0xfeedf00d   # word 2: proves the read-write piece
+# wait_word OFFSET: waits (up to 90 s of uptime) for the back-end to set
+# mailbox word OFFSET to 1; says so if it never does.
+wait_word() {
+  deadline=$(($(cut -d. -f1 /proc/uptime) + 90))
+  while [ "$(devmem "$(hex $((MAILBOX + $1)))" 32)" != "0x00000001" ]; do
+    if [ "$(cut -d. -f1 /proc/uptime)" -ge $deadline ]; then
+      echo "RMEM-L2-SHM-NO-ACK $1"
+      return
+    fi
+    sleep 0.1
+  done
+}
 devmem "$(hex "$MAILBOX")" 32 1                   # word 0: please remap
-for _ in $(seq 600); do
-  [ "$(devmem "$(hex $((MAILBOX + 4)))" 32)" = "0x00000001" ] && break
-  sleep 0.1
-done
+wait_word 4
 echo "RMEM-L2-SHM-REMAP $(devmem "$BASE" 32)"
-# Word 3: the back-end finished its script (and benchmark) before we break rules.
-for _ in $(seq 600); do
-  [ "$(devmem "$(hex $((MAILBOX + 12)))" 32)" = "0x00000001" ] && break
-  sleep 0.1
-done
+wait_word 12  # word 3: the back-end's script (and benchmark) is done
 
 echo "RMEM-L2-SHM-TRY $CASE"
 case "$CASE" in

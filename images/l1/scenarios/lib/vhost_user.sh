@@ -46,7 +46,7 @@ run_guest() {
   for device in "$@"; do devices="$devices --device $device"; done
   start=$(uptime)
   # shellcheck disable=SC2086
-  rmem-vmm --kernel $KERNEL --initrd $INITRD --memory 256 --cpus 2 --timeout 60 \
+  rmem-vmm --kernel $KERNEL --initrd $INITRD --memory 256 --cpus 2 --timeout 120 \
     --stats $devices --append "$APPEND rmem.l2=$l2 $append" >$GUEST_OUT 2>/tmp/vmm.err
   rc=$?
   end=$(uptime)

@@ -45,7 +45,11 @@ def common_checks(result, scenario, mode):
 
 def blk_checks(result):
     expect = result.value("RMEM-L1-BLK-EXPECT")
+    gone = dict(v.split(maxsplit=1) for v in result.values("RMEM-L1-CHECK") if " " in v)
     return [
+        ("back-end killed under a running guest: reported, rmem-vmm keeps going",
+         (gone.get("backend-gone") or "").endswith(" ok"),
+         [f"RMEM-L1-CHECK backend-gone {gone.get('backend-gone')}"]),
         ("a second device on the same VM works (4 MiB disk)",
          result.value("RMEM-L2-BLK2-SECTORS") == "8192",
          [marker(result, "RMEM-L2-BLK2-SECTORS")]),

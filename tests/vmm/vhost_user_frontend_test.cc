@@ -3,6 +3,7 @@
 // reaching the mapper, and disconnects reported as Unavailable.
 #include "vmm/vhost_user/frontend.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -350,7 +351,7 @@ TEST(VhostUserFrontendTest, BackendShmemRequests_ReachMapperAndReplyCarriesVerdi
   ASSERT_TRUE(fe.ok()) << fe.status();
   std::unique_ptr<vhost_user::Channel> ch = backend.TakeBackendChannel();
   ASSERT_NE(ch, nullptr);
-  (*fe)->StartBackendRequests();
+  (*fe)->StartServing();
 
   Fd file(memfd_create("shm-test", MFD_CLOEXEC));
   struct stat st {};
@@ -410,7 +411,7 @@ TEST(VhostUserFrontendTest, Destruction_JoinsBackendThreadWhileBackendStillConne
   ASSERT_TRUE(fe.ok()) << fe.status();
   std::unique_ptr<vhost_user::Channel> ch = backend.TakeBackendChannel();
   ASSERT_NE(ch, nullptr);
-  (*fe)->StartBackendRequests();
+  (*fe)->StartServing();
   fe->reset();  // must not hang although `ch` is still open
 }
 
@@ -439,10 +440,28 @@ TEST(VhostUserFrontendTest, BackendRequests_WaitUntilStarted) {
     absl::MutexLock lock(&mapper.mu);
     EXPECT_TRUE(mapper.calls.empty());  // not served before the VMM is ready
   }
-  (*fe)->StartBackendRequests();
+  (*fe)->StartServing();
   early.join();
   absl::MutexLock lock(&mapper.mu);
   EXPECT_EQ(mapper.calls.size(), 1u);
+}
+
+TEST(VhostUserFrontendTest, BackendHangUp_IsReportedOnTheFailureFd) {
+  ScriptedBackendConfig config;
+  config.protocol_features = Bit(vhost_user::kProtocolConfig);
+  config.config = std::vector<uint8_t>(8, 0);
+  config.disconnect_on = Code(FrontendRequest::kGetConfig);
+  ScriptedBackend backend(config);
+  GuestMemory ram = MakeRam();
+  absl::StatusOr<std::unique_ptr<VhostUserFrontend>> fe =
+      VhostUserFrontend::Connect(backend.path(), 2, ram, nullptr, 1);
+  ASSERT_TRUE(fe.ok()) << fe.status();
+  (*fe)->StartServing();
+  pollfd failure{(*fe)->failure_fd(), POLLIN, 0};
+  EXPECT_EQ(poll(&failure, 1, 100), 0);  // healthy: nothing to say
+  uint8_t data[4];
+  EXPECT_EQ((*fe)->ReadConfig(0, data).code(), absl::StatusCode::kUnavailable);  // hangs up
+  EXPECT_EQ(poll(&failure, 1, 5000), 1);
 }
 
 }  // namespace

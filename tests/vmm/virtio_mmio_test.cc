@@ -41,12 +41,15 @@ class RecordingBackend : public VirtioBackend {
     ++stops;
     return absl::OkStatus();
   }
+  int failure_fd() const override { return failure; }
+  ~RecordingBackend() override { close(failure); }
 
   uint8_t config[16] = {0x00, 0x40, 0, 0, 0, 0, 0, 0, 7};
   absl::Status start_result = absl::OkStatus();
   uint64_t started_features = 0;
   std::vector<VirtqueueSetup> started;
   int stops = 0;
+  int failure = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 };
 
 class LevelLine : public IrqLine {
@@ -258,6 +261,23 @@ TEST_F(VirtioMmioTest, NotifyReachingTheVmmKicksTheSameEventfd) {
   EXPECT_EQ(n, 1u);
   W(0x050, 9);
   EXPECT_EQ(t_->guest_errors(), 1u);
+}
+
+TEST_F(VirtioMmioTest, BackendFailureSetsNeedsResetAndInterrupts) {
+  Negotiate(kVersion1);
+  SetupQueue(0, 64, 0x40020000);
+  W(0x070, 15);
+  const uint64_t one = 1;
+  ASSERT_EQ(write(backend_.failure, &one, 8), 8);
+  for (int i = 0; i < 2000 && !irq_.level; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ASSERT_TRUE(irq_.level);
+  EXPECT_EQ(R(0x070) & 64, 64u);  // DEVICE_NEEDS_RESET
+  EXPECT_EQ(R(0x060), 2u);        // configuration change
+  W(0x070, 0);                    // the driver resets
+  EXPECT_EQ(R(0x070), 0u);
+  EXPECT_FALSE(irq_.level);
 }
 
 }  // namespace

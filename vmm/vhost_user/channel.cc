@@ -177,8 +177,4 @@ absl::StatusOr<Message> Channel::Receive(absl::string_view what) {
   return out;
 }
 
-void Channel::Shutdown() {
-  if (socket_.valid()) shutdown(socket_.get(), SHUT_RDWR);
-}
-
 }  // namespace rmem::vmm::vhost_user

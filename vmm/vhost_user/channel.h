@@ -47,9 +47,6 @@ class Channel {
   // came with a rejected message are closed.
   absl::StatusOr<Message> Receive(absl::string_view what);
 
-  // Wakes a thread blocked in Receive (it then sees a disconnect).
-  void Shutdown();
-
   int fd() const { return socket_.get(); }
   const std::string& peer() const { return peer_; }
   RequestSpace space() const { return space_; }

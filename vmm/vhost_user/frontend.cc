@@ -1,5 +1,7 @@
 #include "vmm/vhost_user/frontend.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -80,13 +82,19 @@ absl::StatusOr<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
   }
   std::unique_ptr<VhostUserFrontend> frontend(new VhostUserFrontend(
       socket_path, device_id, ram, mapper, Channel(std::move(sock), peer, RequestSpace::kFrontend)));
+  frontend->failure_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  frontend->stop_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!frontend->failure_.valid() || !frontend->stop_.valid()) return ErrnoError("eventfd");
   if (absl::Status s = frontend->Negotiate(num_queues_hint); !s.ok()) return s;
   return frontend;
 }
 
 VhostUserFrontend::~VhostUserFrontend() {
-  if (backend_channel_ != nullptr) backend_channel_->Shutdown();
-  if (backend_thread_.joinable()) backend_thread_.join();
+  if (service_thread_.joinable()) {
+    const uint64_t one = 1;
+    RMEM_CHECK(write(stop_.get(), &one, sizeof(one)) == sizeof(one));
+    service_thread_.join();
+  }
 }
 
 absl::Status VhostUserFrontend::Negotiate(int num_queues_hint) {
@@ -428,30 +436,54 @@ absl::Status VhostUserFrontend::Stop() {
   return absl::OkStatus();
 }
 
-void VhostUserFrontend::StartBackendRequests() {
-  if (backend_channel_ == nullptr) return;
-  RMEM_CHECK(!backend_thread_.joinable());
-  backend_thread_ = std::thread([this] { ServeBackendRequests(); });
+void VhostUserFrontend::StartServing() {
+  RMEM_CHECK(!service_thread_.joinable());
+  service_thread_ = std::thread([this] { Serve(); });
 }
 
-void VhostUserFrontend::ServeBackendRequests() {
-  Channel& channel = *backend_channel_;
+void VhostUserFrontend::Serve() {
+  // POLLRDHUP alone: the main socket's replies are read by request callers
+  // under mu_; this thread only notices the back-end hanging up.
+  pollfd fds[3] = {{stop_.get(), POLLIN, 0},
+                   {channel_.fd(), POLLRDHUP, 0},
+                   {backend_channel_ ? backend_channel_->fd() : -1, POLLIN, 0}};
   for (;;) {
-    absl::StatusOr<Message> msg = channel.Receive("a back-end request");
-    if (!msg.ok()) {
-      // A disconnect is reported by the main channel; anything else desynced
-      // the stream, so stop reading it.
-      if (!absl::IsUnavailable(msg.status())) {
-        std::fprintf(stderr, "rmem-vmm: %s\n", msg.status().ToString().c_str());
-      }
-      return;
+    if (poll(fds, 3, -1) < 0) {
+      RMEM_CHECK(errno == EINTR);
+      continue;
     }
-    const uint64_t result = HandleBackendRequest(*msg);
-    if ((msg->header.flags & vhost_user::kFlagNeedReply) == 0) continue;
-    const MsgHeader reply{msg->header.request, vhost_user::kVersion | vhost_user::kFlagReply,
-                          sizeof(result)};
-    if (!channel.Send(reply, Bytes(result)).ok()) return;
+    if (fds[0].revents) return;
+    if (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+      std::fprintf(stderr,
+                   "rmem-vmm: %s disconnected; its device needs a reset (no reconnect yet)\n",
+                   channel_.peer().c_str());
+      const uint64_t one = 1;
+      RMEM_CHECK(write(failure_.get(), &one, sizeof(one)) == sizeof(one));
+      fds[1].fd = -1;  // said once
+      fds[2].fd = -1;  // the back-end is gone
+    }
+    if ((fds[2].revents & (POLLIN | POLLHUP | POLLERR)) && !ServeOneBackendRequest()) {
+      fds[2].fd = -1;
+    }
   }
+}
+
+bool VhostUserFrontend::ServeOneBackendRequest() {
+  Channel& channel = *backend_channel_;
+  absl::StatusOr<Message> msg = channel.Receive("a back-end request");
+  if (!msg.ok()) {
+    // A disconnect is reported with the main socket's; anything else
+    // desynced the stream, so stop reading it.
+    if (!absl::IsUnavailable(msg.status())) {
+      std::fprintf(stderr, "rmem-vmm: %s\n", msg.status().ToString().c_str());
+    }
+    return false;
+  }
+  const uint64_t result = HandleBackendRequest(*msg);
+  if ((msg->header.flags & vhost_user::kFlagNeedReply) == 0) return true;
+  const MsgHeader reply{msg->header.request, vhost_user::kVersion | vhost_user::kFlagReply,
+                        sizeof(result)};
+  return channel.Send(reply, Bytes(result)).ok();
 }
 
 uint64_t VhostUserFrontend::HandleBackendRequest(const Message& msg) {

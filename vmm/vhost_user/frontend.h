@@ -71,11 +71,14 @@ class VhostUserFrontend : public VirtioBackend {
       const std::string& socket_path, uint32_t device_id, const GuestMemory& ram,
       ShmemMapper* mapper, int num_queues_hint);
 
-  // Starts serving the back-end's requests (SHMEM_MAP/UNMAP) on their own
-  // thread. Until then they wait in the socket: the VMM calls this once it
-  // has placed the shared memory regions, so a map never arrives before
-  // there is somewhere to put it. No-op without BACKEND_REQ; call once.
-  void StartBackendRequests();
+  // Starts the frontend's service thread, which (1) serves the back-end's
+  // requests (SHMEM_MAP/UNMAP) and (2) watches the connection: when the
+  // back-end hangs up it says so once on stderr and makes failure_fd()
+  // readable. Requests wait in the socket until then: the VMM calls this once
+  // it has placed the shared memory regions, so a map never arrives before
+  // there is somewhere to put it. Call once.
+  void StartServing();
+  int failure_fd() const override { return failure_.get(); }
 
   ~VhostUserFrontend() override;
   VhostUserFrontend(const VhostUserFrontend&) = delete;
@@ -136,7 +139,9 @@ class VhostUserFrontend : public VirtioBackend {
   absl::Status Poison(absl::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status StartQueueLocked(const VirtqueueSetup& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  void ServeBackendRequests();
+  void Serve();
+  // Reads and answers one back-end request; false when that channel is done.
+  bool ServeOneBackendRequest();
   // Handles one back-end request; the u64 reply value (0 = success).
   uint64_t HandleBackendRequest(const vhost_user::Message& msg);
 
@@ -161,7 +166,9 @@ class VhostUserFrontend : public VirtioBackend {
   // The back-end request socket (our end) and the thread that serves it; the
   // thread alone reads and writes it.
   std::unique_ptr<vhost_user::Channel> backend_channel_;
-  std::thread backend_thread_;
+  Fd failure_;  // eventfd: the back-end went away
+  Fd stop_;     // eventfd: ends the service thread
+  std::thread service_thread_;
 };
 
 }  // namespace rmem::vmm

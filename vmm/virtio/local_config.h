@@ -35,6 +35,7 @@ class LocalConfigBackend final : public VirtioBackend {
     return device_->Start(driver_features, queues);
   }
   absl::Status Stop() override { return device_->Stop(); }
+  int failure_fd() const override { return device_->failure_fd(); }
 
  private:
   const std::unique_ptr<VirtioBackend> device_;

@@ -79,7 +79,7 @@ absl::Status AttachVhostUserDevice(Vm& vm, const DeviceConfig& device, int index
     *where.shm_next = GuestAddr(base + size);
   }
   windows->SetRegions(placements);
-  vhost_user->StartBackendRequests();  // maps can land now
+  vhost_user->StartServing();  // maps can land now
 
   KvmVm& kvm = vm.kvm();
   absl::StatusOr<std::unique_ptr<VirtioMmioTransport>> transport = VirtioMmioTransport::Create(

@@ -57,6 +57,11 @@ class VirtioBackend {
                              std::span<const VirtqueueSetup> queues) = 0;
   // The driver reset the device (status 0) after a Start: stop all queues.
   virtual absl::Status Stop() = 0;
+
+  // An eventfd that becomes readable when the device failed for good (its
+  // back-end process went away), or -1 if it cannot fail that way. The
+  // transport then sets DEVICE_NEEDS_RESET and tells the driver.
+  virtual int failure_fd() const { return -1; }
 };
 
 }  // namespace rmem::vmm

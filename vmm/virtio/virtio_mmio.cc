@@ -369,8 +369,10 @@ void VirtioMmioTransport::UpdateIrqLocked() {
 }
 
 void VirtioMmioTransport::WatchCalls() {
+  // [0] stop, [1] the backend's failure eventfd (-1: none), [2...] calls.
   std::vector<pollfd> fds;
   fds.push_back({stop_.get(), POLLIN, 0});
+  fds.push_back({backend_->failure_fd(), POLLIN, 0});
   {
     absl::MutexLock lock(&mu_);
     for (const Queue& q : queues_) fds.push_back({q.call.get(), POLLIN, 0});
@@ -381,8 +383,16 @@ void VirtioMmioTransport::WatchCalls() {
       continue;
     }
     if (fds[0].revents & POLLIN) return;
+    if (fds[1].revents & POLLIN) {
+      fds[1].fd = -1;  // once
+      absl::MutexLock lock(&mu_);
+      std::fprintf(stderr, "rmem-vmm: %s: device failed, telling the driver it needs a reset\n",
+                   name_.c_str());
+      status_ |= kStatusNeedsReset;
+      SetInterruptLocked(kIntConfigChange);
+    }
     bool used = false;
-    for (size_t i = 1; i < fds.size(); ++i) {
+    for (size_t i = 2; i < fds.size(); ++i) {
       uint64_t n;
       if ((fds[i].revents & POLLIN) && read(fds[i].fd, &n, sizeof(n)) == sizeof(n)) used = true;
     }

@@ -36,4 +36,31 @@ status=$?
 written=$(dd if=$DISK bs=$MIB skip=1 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
 verdict BLK "$(guest_marker RMEM-L2-BLK-WROTE)" "$written" || status=1
 stop_backend qemu-storage-daemon
+
+# The back-end dies under a running guest: rmem-vmm must say so and keep
+# running (then stop cleanly on SIGTERM), never crash.
+#   RMEM-L1-CHECK backend-gone <rmem-vmm exit> ok|bad
+start_backend qemu-storage-daemon $SOCK qemu-storage-daemon \
+  --blockdev driver=file,node-name=disk,filename=$DISK \
+  --export type=vhost-user-blk,id=exp,node-name=disk,addr.type=unix,addr.path=$SOCK,writable=on \
+  || exit 1
+rmem-vmm --kernel $KERNEL --initrd $INITRD --memory 256 --cpus 2 --timeout 120 \
+  --device "vhost-user,socket=$SOCK,type=blk" --append "$APPEND rmem.l2=hang" \
+  >/tmp/gone.out 2>/tmp/gone.err &
+vmm=$!
+for _ in $(seq 600); do grep -q RMEM-L2-HANG /tmp/gone.out && break; sleep 0.2; done
+kill -KILL $backend
+wait $backend 2>/dev/null
+for _ in $(seq 100); do grep -q "disconnected" /tmp/gone.err && break; sleep 0.1; done
+kill -0 $vmm 2>/dev/null && alive=yes || alive=no
+kill -TERM $vmm
+wait $vmm
+rc=$?
+if [ $alive = yes ] && [ $rc = 143 ] && grep -q "disconnected" /tmp/gone.err; then
+  echo "RMEM-L1-CHECK backend-gone $rc ok"
+else
+  echo "RMEM-L1-CHECK backend-gone $rc bad (alive after the kill: $alive)"
+  sed 's/^/l1: rmem-vmm: /' /tmp/gone.err
+  status=1
+fi
 exit $status

@@ -1,0 +1,98 @@
+// rmemd, the restricted-memory broker daemon. Today it reads and validates
+// what firmware handed over (carve-out contract v1) and reports it; serving
+// guests (virtio-rmem over vhost-user) comes with issue 5.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "broker/rmemd/firmware_source.h"
+
+namespace rmem::rmemd {
+namespace {
+
+constexpr int kRejected = 1;
+constexpr int kUsage = 2;
+
+constexpr char kUsageText[] =
+    "usage: rmemd [--fdt FILE | --transfer-list FILE] [--check-firmware]\n"
+    "\n"
+    "Reads the restricted-memory carve-outs firmware handed over: a flattened\n"
+    "device tree (--fdt), an Arm Firmware Handoff transfer list\n"
+    "(--transfer-list), or, with neither, the embedded default platform.\n"
+    "\n"
+    "  --check-firmware   print the verdict as one JSON object and exit:\n"
+    "                     0 accepted, 1 rejected (docs/bindings/rmem-carveout.yaml)\n"
+    "  --help             this text\n"
+    "\n"
+    "Without --check-firmware rmemd lists the carve-outs it would serve, or\n"
+    "refuses to start (exit 1) naming what firmware got wrong. Serving guests\n"
+    "(virtio-rmem over vhost-user) is not built yet.\n";
+
+int Usage(const std::string& why) {
+  std::fprintf(stderr, "rmemd: %s (see --help)\n", why.c_str());
+  return kUsage;
+}
+
+void PrintCarveouts(const FirmwareSource& source,
+                    const std::vector<firmware_handoff::HandoffCarveout>& carveouts) {
+  std::printf("rmemd: %zu carve-out%s from %s\n", carveouts.size(),
+              carveouts.size() == 1 ? "" : "s", Describe(source).c_str());
+  std::printf("  %-18s %-12s %-16s %-6s %s\n", "base", "size", "use-case", "no-map", "firewall");
+  for (const firmware_handoff::HandoffCarveout& c : carveouts) {
+    const std::string firewall =
+        c.firewall ? absl::StrFormat("%s #%u", c.firewall->node, c.firewall->index) : "-";
+    std::printf("  %-18s %-12s %-16s %-6s %s\n", c.base.ToString().c_str(),
+                absl::StrFormat("%u MiB", c.size >> 20).c_str(), c.use_case.c_str(),
+                c.no_map ? "yes" : "no", firewall.c_str());
+  }
+}
+
+int Main(const std::vector<std::string>& args) {
+  FirmwareSource source;
+  bool check = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsageText, stdout);
+      return 0;
+    }
+    if (a == "--check-firmware") {
+      check = true;
+    } else if (a == "--fdt" || a == "--transfer-list") {
+      if (source.kind != FirmwareSource::Kind::kDefault) {
+        return Usage("give one of --fdt and --transfer-list");
+      }
+      if (i + 1 >= args.size()) return Usage(a + " needs a FILE");
+      source.kind =
+          a == "--fdt" ? FirmwareSource::Kind::kFdt : FirmwareSource::Kind::kTransferList;
+      source.path = args[++i];
+    } else {
+      return Usage("unknown argument '" + a + "'");
+    }
+  }
+  absl::StatusOr<firmware_handoff::HandoffResult> result = ReadFirmware(source);
+  if (!result.ok()) {
+    std::fprintf(stderr, "rmemd: %s\n", std::string(result.status().message()).c_str());
+    return kUsage;
+  }
+  if (check) {
+    std::printf("%s\n", firmware_handoff::ToJson(*result).c_str());
+    return std::holds_alternative<firmware_handoff::HandoffError>(*result) ? kRejected : 0;
+  }
+  if (const auto* e = std::get_if<firmware_handoff::HandoffError>(&*result)) {
+    std::fprintf(stderr, "rmemd: refusing to start: %s: %s: %s\n", Describe(source).c_str(),
+                 firmware_handoff::ErrorKindName(e->kind), e->message.c_str());
+    return kRejected;
+  }
+  PrintCarveouts(source, std::get<std::vector<firmware_handoff::HandoffCarveout>>(*result));
+  std::printf("rmemd: serving guests is not built yet (virtio-rmem, issue 5); exiting\n");
+  return 0;
+}
+
+}  // namespace
+}  // namespace rmem::rmemd
+
+int main(int argc, char** argv) {
+  return rmem::rmemd::Main(std::vector<std::string>(argv + 1, argv + argc));
+}

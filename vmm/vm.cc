@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -16,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/check.h"
+#include "vmm/eventfd.h"
 #include "vmm/sys_error.h"
 
 namespace rmem::vmm {
@@ -99,8 +99,7 @@ void Vm::Finish(absl::StatusOr<VmExit> outcome) {
     absl::MutexLock lock(&mu_);
     if (!outcome_.has_value()) outcome_ = std::move(outcome);
   }
-  const uint64_t one = 1;
-  RMEM_CHECK(write(done_fd_, &one, sizeof(one)) == sizeof(one));
+  SignalEventFd(done_fd_);
 }
 
 std::optional<std::string> Vm::ClassifyViolation(GuestAddr addr, bool is_write) const {
@@ -186,7 +185,7 @@ Vm::Stats Vm::stats() const {
 
 absl::StatusOr<VmExit> Vm::Run(absl::Duration timeout) {
   RMEM_CHECK(done_fd_ < 0);
-  Fd done(eventfd(0, EFD_CLOEXEC));
+  Fd done = MakeEventFd(/*nonblocking=*/false);
   if (!done.valid()) return ErrnoError("eventfd");
   done_fd_ = done.get();
 

@@ -24,6 +24,8 @@
 
 namespace rmem::vmm::testing {
 
+using vhost_user::Bytes;
+
 struct ScriptedBackendConfig {
   uint64_t features = (uint64_t{1} << 32) | (uint64_t{1} << vhost_user::kFProtocolFeatures);
   uint64_t protocol_features = 0;
@@ -85,11 +87,6 @@ class ScriptedBackend {
   }
 
  private:
-  template <typename T>
-  static std::span<const uint8_t> Bytes(const T& v) {
-    return {reinterpret_cast<const uint8_t*>(&v), sizeof(T)};
-  }
-
   void Serve() {
     pollfd p{listener_.get(), POLLIN, 0};
     if (poll(&p, 1, 5000) != 1) return;  // nobody came

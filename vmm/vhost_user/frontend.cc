@@ -1,7 +1,6 @@
 #include "vmm/vhost_user/frontend.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -16,12 +15,14 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "broker/check.h"
+#include "vmm/eventfd.h"
 #include "vmm/sys_error.h"
 
 namespace rmem::vmm {
 namespace {
 
 using vhost_user::BackendRequest;
+using vhost_user::Bytes;
 using vhost_user::Channel;
 using vhost_user::FrontendRequest;
 using vhost_user::Message;
@@ -33,11 +34,6 @@ constexpr absl::Duration kConnectRetry = absl::Milliseconds(10);
 constexpr int kVirtioFRingPacked = 34;
 
 constexpr uint64_t Bit(int n) { return uint64_t{1} << n; }
-
-template <typename T>
-std::span<const uint8_t> Bytes(const T& value) {
-  return {reinterpret_cast<const uint8_t*>(&value), sizeof(T)};
-}
 
 const char* Name(FrontendRequest r) {
   return vhost_user::RequestName(RequestSpace::kFrontend, static_cast<uint32_t>(r));
@@ -82,8 +78,8 @@ absl::StatusOr<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
   }
   std::unique_ptr<VhostUserFrontend> frontend(new VhostUserFrontend(
       socket_path, device_id, ram, mapper, Channel(std::move(sock), peer, RequestSpace::kFrontend)));
-  frontend->failure_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  frontend->stop_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  frontend->failure_ = MakeEventFd();
+  frontend->stop_ = MakeEventFd();
   if (!frontend->failure_.valid() || !frontend->stop_.valid()) return ErrnoError("eventfd");
   if (absl::Status s = frontend->Negotiate(num_queues_hint); !s.ok()) return s;
   return frontend;
@@ -91,8 +87,7 @@ absl::StatusOr<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
 
 VhostUserFrontend::~VhostUserFrontend() {
   if (service_thread_.joinable()) {
-    const uint64_t one = 1;
-    RMEM_CHECK(write(stop_.get(), &one, sizeof(one)) == sizeof(one));
+    SignalEventFd(stop_.get());
     service_thread_.join();
   }
 }
@@ -457,8 +452,7 @@ void VhostUserFrontend::Serve() {
       std::fprintf(stderr,
                    "rmem-vmm: %s disconnected; its device needs a reset (no reconnect yet)\n",
                    channel_.peer().c_str());
-      const uint64_t one = 1;
-      RMEM_CHECK(write(failure_.get(), &one, sizeof(one)) == sizeof(one));
+      SignalEventFd(failure_.get());
       fds[1].fd = -1;  // said once
       fds[2].fd = -1;  // the back-end is gone
     }

@@ -14,6 +14,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace rmem::vmm::vhost_user {
 
@@ -165,6 +166,12 @@ static_assert(offsetof(ShmemMapMsg, fd_offset) == 8);
 static_assert(offsetof(ShmemMapMsg, shm_offset) == 16);
 static_assert(offsetof(ShmemMapMsg, len) == 24);
 static_assert(offsetof(ShmemMapMsg, flags) == 32);
+
+// A wire struct (or u64) as the payload bytes Channel::Send takes.
+template <typename T>
+std::span<const uint8_t> Bytes(const T& value) {
+  return {reinterpret_cast<const uint8_t*>(&value), sizeof(T)};
+}
 
 // The largest payload we accept: the SHMEM config reply.
 inline constexpr uint32_t kMaxPayloadSize = sizeof(ShmemConfig);

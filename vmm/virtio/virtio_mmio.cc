@@ -1,7 +1,6 @@
 #include "vmm/virtio/virtio_mmio.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <bit>
@@ -10,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/check.h"
+#include "vmm/eventfd.h"
 #include "vmm/sys_error.h"
 
 namespace rmem::vmm {
@@ -54,15 +54,15 @@ absl::StatusOr<std::unique_ptr<VirtioMmioTransport>> VirtioMmioTransport::Create
     std::vector<ShmPlacement> shm, const IoEventRegistrar& register_kick) {
   std::unique_ptr<VirtioMmioTransport> t(
       new VirtioMmioTransport(std::move(name), backend, irq, std::move(shm)));
-  t->stop_ = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  t->stop_ = MakeEventFd();
   if (!t->stop_.valid()) return ErrnoError("eventfd");
   {
     absl::MutexLock lock(&t->mu_);
     t->queues_.resize(static_cast<size_t>(backend->num_queues()));
     for (size_t i = 0; i < t->queues_.size(); ++i) {
       Queue& q = t->queues_[i];
-      q.kick = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      q.call = Fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      q.kick = MakeEventFd();
+      q.call = MakeEventFd();
       if (!q.kick.valid() || !q.call.valid()) return ErrnoError("eventfd for a virtqueue");
       if (absl::Status s = register_kick(GuestAddr(base.value() + kQueueNotify), i, q.kick.get());
           !s.ok()) {
@@ -84,8 +84,7 @@ VirtioMmioTransport::VirtioMmioTransport(std::string name, VirtioBackend* backen
 
 VirtioMmioTransport::~VirtioMmioTransport() {
   if (watcher_.joinable()) {
-    const uint64_t one = 1;
-    RMEM_CHECK(write(stop_.get(), &one, sizeof(one)) == sizeof(one));
+    SignalEventFd(stop_.get());
     watcher_.join();
   }
 }
@@ -208,8 +207,7 @@ void VirtioMmioTransport::WriteRegLocked(uint64_t offset, uint32_t value) {
     case kQueueNotify:
       // Normally absorbed by the ioeventfd; if it reaches us, kick the same way.
       if (value < queues_.size()) {
-        const uint64_t one = 1;
-        RMEM_CHECK(write(queues_[value].kick.get(), &one, sizeof(one)) == sizeof(one));
+        SignalEventFd(queues_[value].kick.get());
       } else {
         GuestErrorLocked(absl::StrCat("notify of queue ", value, ", which does not exist"));
       }

@@ -46,6 +46,7 @@ namespace rmem::vmm::testing {
 namespace {
 
 using vhost_user::BackendRequest;
+using vhost_user::Bytes;
 using vhost_user::Channel;
 using vhost_user::FrontendRequest;
 using vhost_user::Message;
@@ -69,11 +70,6 @@ void Marker(const std::string& line) {
 [[noreturn]] void Die(const std::string& why) {
   std::fprintf(stderr, "rmem-shmem-test-backend: %s\n", why.c_str());
   std::exit(1);
-}
-
-template <typename T>
-std::span<const uint8_t> Bytes(const T& v) {
-  return {reinterpret_cast<const uint8_t*>(&v), sizeof(v)};
 }
 
 // The memory behind the region, and our own view of it.

@@ -5,8 +5,8 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
-#include "vmm/kvm/fd.h"
-#include "vmm/sys_error.h"
+#include "base/fd.h"
+#include "base/sys_error.h"
 
 namespace rmem::vmm {
 

@@ -15,8 +15,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/check.h"
-#include "vmm/eventfd.h"
-#include "vmm/sys_error.h"
+#include "base/eventfd.h"
+#include "base/sys_error.h"
 
 namespace rmem::vmm {
 namespace {

@@ -19,8 +19,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "vmm/vhost_user/channel.h"
-#include "vmm/vhost_user/protocol.h"
+#include "vhost_user/channel.h"
+#include "vhost_user/protocol.h"
 
 namespace rmem::vmm::testing {
 

@@ -10,7 +10,7 @@
 #include "absl/status/statusor.h"
 #include "broker/types.h"
 #include "vmm/devices/mmio_device.h"
-#include "vmm/kvm/fd.h"
+#include "base/fd.h"
 
 namespace rmem::vmm {
 

@@ -9,7 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace rmem::vmm {
 

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "broker/check.h"
-#include "vmm/sys_error.h"
+#include "base/sys_error.h"
 
 namespace rmem::vmm {
 

@@ -37,7 +37,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "vmm/memory/guest_memory.h"
-#include "vmm/vhost_user/channel.h"
+#include "vhost_user/channel.h"
 #include "vmm/vhost_user/shmem_mapper.h"
 #include "vmm/virtio/virtio_backend.h"
 

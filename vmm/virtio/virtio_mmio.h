@@ -25,7 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "broker/types.h"
 #include "vmm/devices/mmio_device.h"
-#include "vmm/kvm/fd.h"
+#include "base/fd.h"
 #include "vmm/virtio/virtio_backend.h"
 
 namespace rmem::vmm {

@@ -39,8 +39,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "vmm/vhost_user/channel.h"
-#include "vmm/vhost_user/protocol.h"
+#include "vhost_user/channel.h"
+#include "vhost_user/protocol.h"
 
 namespace rmem::vmm::testing {
 namespace {

@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
-namespace rmem::vmm {
+namespace rmem {
 
 inline absl::Status ErrnoError(absl::string_view action, int err = errno) {
   const std::string msg = absl::StrCat(action, ": ", std::strerror(err));
@@ -29,4 +29,4 @@ inline absl::Status ErrnoError(absl::string_view action, int err = errno) {
   }
 }
 
-}  // namespace rmem::vmm
+}  // namespace rmem

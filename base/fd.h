@@ -5,7 +5,7 @@
 
 #include <utility>
 
-namespace rmem::vmm {
+namespace rmem {
 
 class Fd {
  public:
@@ -35,4 +35,4 @@ class Fd {
   int fd_ = -1;
 };
 
-}  // namespace rmem::vmm
+}  // namespace rmem

@@ -1,9 +1,11 @@
-// One end of a vhost-user connection: whole messages (header, payload, up to
-// kMaxFds file descriptors as SCM_RIGHTS) over a connected Unix stream
-// socket. Used for the main socket (we send front-end requests, read their
-// replies) and the back-end request socket (we read back-end requests, send
-// replies). The channel checks framing only; what a message means is the
-// caller's business.
+// One end of a vhost-user connection, blocking: whole messages (header,
+// payload, up to kMaxFds file descriptors as SCM_RIGHTS) over a connected
+// Unix stream socket. rmem-vmm's front-end uses it for the main socket (it
+// sends front-end requests, reads their replies) and the back-end request
+// socket (it reads back-end requests, sends replies); test peers use it too.
+// The channel checks framing only; what a message means is the caller's
+// business. (rmemd's back-end cannot block: it reads with its own
+// incremental reader, virtio_rmem/vhost_user/message_reader.h.)
 #pragma once
 
 #include <cstdint>
@@ -14,16 +16,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "vmm/kvm/fd.h"
-#include "vmm/vhost_user/protocol.h"
+#include "base/fd.h"
+#include "vhost_user/message.h"
+#include "vhost_user/protocol.h"
 
-namespace rmem::vmm::vhost_user {
-
-struct Message {
-  MsgHeader header;
-  std::vector<uint8_t> payload;
-  std::vector<Fd> fds;  // owned: closed with the message
-};
+namespace rmem::vhost_user {
 
 class Channel {
  public:
@@ -32,10 +29,7 @@ class Channel {
   Channel(Fd socket, std::string peer, RequestSpace space)
       : socket_(std::move(socket)), peer_(std::move(peer)), space_(space) {}
 
-  // Sends one message; the fds are borrowed (the kernel duplicates them).
-  // InvalidArgument for more than kMaxFds fds or a payload over
-  // kMaxPayloadSize; Unavailable "<peer> disconnected ..." if the peer has
-  // gone; Internal for other socket errors. Messages name the request.
+  // Sends one message, waiting for room (SendMessage, blocking).
   absl::Status Send(const MsgHeader& header, std::span<const uint8_t> payload,
                     std::span<const int> fds = {});
 
@@ -59,4 +53,4 @@ class Channel {
   RequestSpace space_;
 };
 
-}  // namespace rmem::vmm::vhost_user
+}  // namespace rmem::vhost_user

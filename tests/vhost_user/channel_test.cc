@@ -1,9 +1,8 @@
 // The vhost-user message channel over a socketpair: fds travel with their
 // message, malformed headers are rejected naming the field and closing any
 // fds that came along, and a peer that hangs up is Unavailable.
-#include "vmm/vhost_user/channel.h"
+#include "vhost_user/channel.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,11 +12,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/open_fds.h"
 
-namespace rmem::vmm::vhost_user {
+namespace rmem::vhost_user {
 namespace {
 
 using ::testing::HasSubstr;
+using rmem::testing::OpenFdCount;
 
 struct Pair {
   Channel a;
@@ -30,14 +31,6 @@ Pair MakePair() {
   return {Channel(Fd(sv[0]), "test peer", RequestSpace::kFrontend), Fd(sv[1])};
 }
 
-int OpenFdCount() {
-  int n = 0;
-  DIR* d = opendir("/proc/self/fd");
-  while (readdir(d) != nullptr) ++n;
-  closedir(d);
-  return n;
-}
-
 // The fd number the kernel hands out next (lowest free).
 int NextFdNumber() {
   const int fd = dup(0);
@@ -46,21 +39,8 @@ int NextFdNumber() {
 }
 
 void SendRaw(int sock, const void* bytes, size_t len, std::span<const int> fds = {}) {
-  iovec iov{const_cast<void*>(bytes), len};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 16)] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (!fds.empty()) {
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  ASSERT_EQ(sendmsg(sock, &msg, 0), static_cast<ssize_t>(len));
+  ASSERT_EQ(SendChunk(sock, {static_cast<const uint8_t*>(bytes), len}, fds, 0),
+            static_cast<ssize_t>(len));
 }
 
 TEST(VhostUserChannelTest, SendReceive_PayloadAndFdsTravel) {
@@ -203,4 +183,4 @@ TEST(VhostUserChannelTest, Send_TooManyFds_InvalidArgument) {
 }
 
 }  // namespace
-}  // namespace rmem::vmm::vhost_user
+}  // namespace rmem::vhost_user

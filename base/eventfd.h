@@ -1,7 +1,8 @@
-// The eventfds rmem-vmm uses to wake threads and pass notifications
-// (vCPU done, stop, kicks, calls, a backend's failure): made and signalled in
-// one way. A failed signal is our bug (an eventfd counter cannot overflow at
-// our rates), so it crashes.
+// Our own eventfds, used to wake threads and pass notifications (vCPU done,
+// stop, kicks, calls, a backend's failure): made and signalled in one way. A
+// failed signal is our bug (an eventfd counter cannot overflow at our rates),
+// so it crashes. (Eventfds a peer hands us are not ours: see
+// virtio_rmem/vhost_user/peer_eventfd.h.)
 #pragma once
 
 #include <sys/eventfd.h>
@@ -10,9 +11,9 @@
 #include <cstdint>
 
 #include "broker/check.h"
-#include "vmm/kvm/fd.h"
+#include "base/fd.h"
 
-namespace rmem::vmm {
+namespace rmem {
 
 // A close-on-exec eventfd; invalid (errno set) if the kernel refused.
 inline Fd MakeEventFd(bool nonblocking = true) {
@@ -25,4 +26,4 @@ inline void SignalEventFd(int fd) {
   RMEM_CHECK(write(fd, &one, sizeof(one)) == sizeof(one));
 }
 
-}  // namespace rmem::vmm
+}  // namespace rmem

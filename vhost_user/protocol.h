@@ -1,7 +1,8 @@
-// The vhost-user wire format (QEMU docs/interop/vhost-user.rst): request
-// codes in both directions, header flags, protocol feature bits and the
-// payload structs we send or accept, each with its size and field offsets
-// pinned by static_asserts. The spec says "machine native byte order"; we
+// The vhost-user wire format (QEMU docs/interop/vhost-user.rst), shared by
+// rmem-vmm's front-end (vmm/vhost_user/) and rmemd's back-end
+// (virtio_rmem/vhost_user/): request codes in both directions, header flags,
+// protocol feature bits and the payload structs, each with its size and
+// field offsets pinned by static_asserts. The spec says "machine native byte order"; we
 // only run on little-endian hosts, so host order is little-endian.
 //
 // VHOST_USER_PROTOCOL_F_SHMEM, GET_SHMEM_CONFIG (44) and BACKEND_SHMEM_MAP /
@@ -16,18 +17,21 @@
 #include <cstdint>
 #include <span>
 
-namespace rmem::vmm::vhost_user {
+namespace rmem::vhost_user {
 
 static_assert(std::endian::native == std::endian::little,
-              "vhost-user messages are host order; rmem-vmm assumes a little-endian host");
+              "vhost-user messages are host order; rmem assumes a little-endian host");
 
-// Requests the front-end (us) sends on the main socket.
+// Requests the front-end sends on the main socket. The ones neither side of
+// rmem implements are listed so that errors can name them.
 enum class FrontendRequest : uint32_t {
   kGetFeatures = 1,
   kSetFeatures = 2,
   kSetOwner = 3,
   kResetOwner = 4,
   kSetMemTable = 5,
+  kSetLogBase = 6,
+  kSetLogFd = 7,
   kSetVringNum = 8,
   kSetVringAddr = 9,
   kSetVringBase = 10,
@@ -40,9 +44,18 @@ enum class FrontendRequest : uint32_t {
   kGetQueueNum = 17,
   kSetVringEnable = 18,
   kSetBackendReqFd = 21,
+  kIotlbMsg = 22,
   kGetConfig = 24,
   kSetConfig = 25,
+  kGetInflightFd = 31,
+  kSetInflightFd = 32,
   kResetDevice = 34,
+  kVringKick = 35,
+  kGetMaxMemSlots = 36,
+  kAddMemReg = 37,
+  kRemMemReg = 38,
+  kSetStatus = 39,
+  kGetStatus = 40,
   kGetShmemConfig = 44,
 };
 
@@ -51,11 +64,6 @@ enum class BackendRequest : uint32_t {
   kShmemMap = 9,
   kShmemUnmap = 10,
 };
-
-// Which request-code space a channel's messages belong to (for naming them).
-enum class RequestSpace { kFrontend, kBackend };
-// "GET_FEATURES", "SHMEM_MAP", or "request 77" for codes we do not know.
-const char* RequestName(RequestSpace space, uint32_t request);
 
 // Header flags.
 inline constexpr uint32_t kVersionMask = 0x3;
@@ -71,11 +79,14 @@ inline constexpr int kFLogAll = 26;
 
 // Protocol feature bits (GET/SET_PROTOCOL_FEATURES).
 inline constexpr int kProtocolMq = 0;
+inline constexpr int kProtocolLogShmfd = 1;
 inline constexpr int kProtocolReplyAck = 3;
 inline constexpr int kProtocolBackendReq = 5;
 inline constexpr int kProtocolConfig = 9;
 inline constexpr int kProtocolBackendSendFd = 10;
 inline constexpr int kProtocolResetDevice = 13;
+inline constexpr int kProtocolInbandNotifications = 14;
+inline constexpr int kProtocolConfigureMemSlots = 15;
 inline constexpr int kProtocolShmem = 22;
 
 // At most this many fds travel with one message (QEMU's limit, and the
@@ -133,6 +144,7 @@ static_assert(offsetof(MemoryTable, regions) == 8);
 // GET_CONFIG / SET_CONFIG: a header and up to 256 bytes of config space.
 inline constexpr uint32_t kMaxConfigSize = 256;
 inline constexpr uint32_t kConfigFlagWritable = 0;  // "front-end message for writable fields"
+inline constexpr uint32_t kConfigFlagMigration = 1;  // "... used for live migration"
 struct ConfigHeader {
   uint32_t offset = 0;
   uint32_t size = 0;
@@ -167,6 +179,9 @@ static_assert(offsetof(ShmemMapMsg, shm_offset) == 16);
 static_assert(offsetof(ShmemMapMsg, len) == 24);
 static_assert(offsetof(ShmemMapMsg, flags) == 32);
 
+// VRING_ADDR flags bit 0: log used-ring writes (needs VHOST_F_LOG_ALL).
+inline constexpr uint32_t kVringAddrFLog = 1u << 0;
+
 // A wire struct (or u64) as the payload bytes Channel::Send takes.
 template <typename T>
 std::span<const uint8_t> Bytes(const T& value) {
@@ -176,4 +191,4 @@ std::span<const uint8_t> Bytes(const T& value) {
 // The largest payload we accept: the SHMEM config reply.
 inline constexpr uint32_t kMaxPayloadSize = sizeof(ShmemConfig);
 
-}  // namespace rmem::vmm::vhost_user
+}  // namespace rmem::vhost_user

@@ -1,6 +1,8 @@
 #include "vmm/memory/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gtest/gtest.h"
 
@@ -25,6 +27,15 @@ TEST(GuestMemoryTest, IsAMemfdOfTheRightSize) {
   ASSERT_EQ(fstat(ram->fd(), &st), 0);
   EXPECT_EQ(st.st_size, 1 << 20);
   EXPECT_EQ(ram->end(), GuestAddr(0x40100000));
+}
+
+TEST(GuestMemoryTest, SizeIsSealed) {
+  absl::StatusOr<GuestMemory> ram = GuestMemory::Create(GuestAddr(0x40000000), 1 << 20);
+  ASSERT_TRUE(ram.ok()) << ram.status();
+  const int seals = fcntl(ram->fd(), F_GET_SEALS);
+  EXPECT_NE(seals & F_SEAL_SHRINK, 0);
+  EXPECT_NE(seals & F_SEAL_GROW, 0);
+  EXPECT_NE(ftruncate(ram->fd(), 4096), 0) << "guest RAM could shrink under a back-end";
 }
 
 TEST(GuestMemoryTest, RamIsHugePageAligned) {

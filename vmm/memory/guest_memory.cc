@@ -1,5 +1,6 @@
 #include "vmm/memory/guest_memory.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -53,10 +54,18 @@ absl::StatusOr<GuestMemory> GuestMemory::Create(GuestAddr base, uint64_t size) {
                                                    " bytes: base and size must be non-zero "
                                                    "multiples of 4 KiB that fit 64 bits"));
   }
-  const int fd = memfd_create("rmem-vmm-ram", MFD_CLOEXEC);
+  const int fd = memfd_create("rmem-vmm-ram", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return ErrnoError("memfd_create for guest RAM");
   if (ftruncate(fd, static_cast<off_t>(size)) != 0) {
     const absl::Status s = ErrnoError(absl::StrCat("sizing guest RAM to ", Hex(size), " bytes"));
+    close(fd);
+    return s;
+  }
+  // Fixed size for good: vhost-user back-ends that map RAM (rmemd's among
+  // them) insist on it, since a file that can shrink under their mapping
+  // would fault them.
+  if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) != 0) {
+    const absl::Status s = ErrnoError("sealing guest RAM's size");
     close(fd);
     return s;
   }

@@ -1,6 +1,7 @@
 // Guest RAM: one memfd-backed region at a fixed guest physical base. The
 // memfd is what vhost-user backends map (SET_MEM_TABLE), so RAM is never
-// anonymous memory. Every access from the VMM goes through bounds-checked
+// anonymous memory, and its size is sealed (F_SEAL_SHRINK | F_SEAL_GROW) so
+// that no back-end mapping it can be made to fault. Every access from the VMM goes through bounds-checked
 // accessors: a guest-supplied address never becomes a host pointer unchecked.
 #pragma once
 

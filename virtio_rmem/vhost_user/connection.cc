@@ -3,12 +3,12 @@
 #include <poll.h>
 #include <sys/epoll.h>
 
-#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "broker/check.h"
 #include "virtio_rmem/vhost_user/limits.h"
+#include "virtio_rmem/vhost_user/log.h"
 #include "virtio_rmem/vhost_user/peer_eventfd.h"
 #include "virtio_rmem/virtqueue/split_ring.h"
 
@@ -69,8 +69,8 @@ void Connection::Break(absl::Status reason) {
   if (broken_) return;
   broken_ = reason;
   // A VMM that hung up between messages just left; anything else broke.
-  std::fprintf(stderr, "rmemd: %s: %s: %s\n", peer_.c_str(),
-               peer_left_ ? "connection ended" : "connection broken", reason.ToString().c_str());
+  Log(absl::StrCat(peer_, ": ", peer_left_ ? "connection ended" : "connection broken", ": ",
+                   reason.ToString()));
   // Nothing more is read or kicked from now on; the teardown comes next
   // iteration, after whatever device call we are inside of has returned.
   socket_watch_.Reset();
@@ -94,8 +94,8 @@ void Connection::Break(absl::Status reason) {
 void Connection::LogFault(absl::string_view what) {
   if (faults_logged_ >= kMaxLoggedFaults) return;
   ++faults_logged_;
-  std::fprintf(stderr, "rmemd: %s: %s%s\n", peer_.c_str(), std::string(what).c_str(),
-               faults_logged_ == kMaxLoggedFaults ? " (further faults are only counted)" : "");
+  Log(absl::StrCat(peer_, ": ", what,
+                   faults_logged_ == kMaxLoggedFaults ? " (further faults are only counted)" : ""));
 }
 
 // ---------------------------------------------------------------------------

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +14,7 @@
 #include "broker/types.h"
 #include "vhost_user/protocol.h"
 #include "virtio_rmem/vhost_user/limits.h"
+#include "virtio_rmem/vhost_user/log.h"
 #include "virtio_rmem/virtqueue/split_ring.h"
 
 namespace rmem::virtio_rmem {
@@ -193,9 +193,8 @@ void VhostUserServer::OnListenerReady(Endpoint& e) {
     if (!socket.valid()) return;  // EAGAIN, or the client gave up meanwhile
     if (e.connection && !e.connection->broken() && !e.connection->PeerHungUp()) {
       ++e.refused;
-      std::fprintf(stderr,
-                   "rmemd: guest %s: refused a second front-end on %s: its VMM is connected\n",
-                   e.name.c_str(), e.path.c_str());
+      Log(absl::StrCat("guest ", e.name, ": refused a second front-end on ", e.path,
+                       ": its VMM is connected"));
       continue;  // closing it tells the newcomer
     }
     if (e.connection) {
@@ -207,7 +206,7 @@ void VhostUserServer::OnListenerReady(Endpoint& e) {
         loop_, std::move(socket), absl::StrCat("guest ", e.name, " front-end"), *e.device, e.shape,
         [this, raw](absl::Status reason) { EndConnection(*raw, reason); });
     if (!c.ok()) {
-      std::fprintf(stderr, "rmemd: guest %s: %s\n", e.name.c_str(), c.status().ToString().c_str());
+      Log(absl::StrCat("guest ", e.name, ": ", c.status().ToString()));
       continue;
     }
     e.connection = *std::move(c);

@@ -115,8 +115,10 @@ class VirtioDevice {
   // The config space as it is now (at most 256 bytes; GET_CONFIG reads
   // beyond it as zeros).
   virtual std::vector<uint8_t> ReadConfig() const = 0;
-  // A driver write to the config space. Errors go back to the front-end
-  // (REPLY_ACK) and are not otherwise fatal.
+  // A driver write to the config space (offset and size within 256 bytes).
+  // A refusal goes back to the front-end as a nack under REPLY_ACK; without
+  // REPLY_ACK the protocol has no way to say no, so it breaks the
+  // connection (docs/vhost-user-backend.md).
   virtual absl::Status WriteConfig(uint32_t offset, std::span<const uint8_t> bytes) {
     (void)offset;
     (void)bytes;

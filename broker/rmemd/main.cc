@@ -1,11 +1,13 @@
 // rmemd, the restricted-memory broker daemon. Today it reads and validates
-// what firmware handed over (carve-out contract v1) and reports it; serving
+// what firmware handed over (carve-out contract v1, initiator binding) and
+// reports it; serving
 // guests (virtio-rmem over vhost-user) comes with issue 5.
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "broker/rights.h"
 #include "broker/rmemd/firmware_source.h"
 
 namespace rmem::rmemd {
@@ -17,16 +19,19 @@ constexpr int kUsage = 2;
 constexpr char kUsageText[] =
     "usage: rmemd [--fdt FILE | --transfer-list FILE] [--check-firmware]\n"
     "\n"
-    "Reads the restricted-memory carve-outs firmware handed over: a flattened\n"
-    "device tree (--fdt), an Arm Firmware Handoff transfer list\n"
-    "(--transfer-list), or, with neither, the embedded default platform.\n"
+    "Reads the restricted-memory carve-outs and the device initiators firmware\n"
+    "handed over: a flattened device tree (--fdt), an Arm Firmware Handoff\n"
+    "transfer list (--transfer-list), or, with neither, the embedded default\n"
+    "platform.\n"
     "\n"
     "  --check-firmware   print the verdict as one JSON object and exit:\n"
-    "                     0 accepted, 1 rejected (docs/bindings/rmem-carveout.yaml)\n"
+    "                     0 accepted, 1 rejected (docs/bindings/rmem-carveout.yaml,\n"
+    "                     docs/bindings/rmem-initiator.yaml)\n"
     "  --help             this text\n"
     "\n"
-    "Without --check-firmware rmemd lists the carve-outs it would serve, or\n"
-    "refuses to start (exit 1) naming what firmware got wrong. Serving guests\n"
+    "Without --check-firmware rmemd lists the carve-outs and initiators it\n"
+    "would serve, or refuses to start (exit 1) naming what firmware got wrong.\n"
+    "Exit 2: a usage error or a file that cannot be read. Serving guests\n"
     "(virtio-rmem over vhost-user) is not built yet.\n";
 
 int Usage(const std::string& why) {
@@ -34,17 +39,34 @@ int Usage(const std::string& why) {
   return kUsage;
 }
 
-void PrintCarveouts(const FirmwareSource& source,
-                    const std::vector<firmware_handoff::HandoffCarveout>& carveouts) {
-  std::printf("rmemd: %zu carve-out%s from %s\n", carveouts.size(),
-              carveouts.size() == 1 ? "" : "s", Describe(source).c_str());
+const char* MaxAccessName(Access a) {
+  switch (a) {
+    case Access::kRead: return "read";
+    case Access::kWrite: return "write";
+    case Access::kReadWrite: return "read-write";
+    case Access::kNone: break;
+  }
+  return "none";
+}
+
+void PrintPlatform(const FirmwareSource& source, const firmware_handoff::Platform& platform) {
+  const size_t n = platform.carveouts.size();
+  std::printf("rmemd: %zu carve-out%s from %s\n", n, n == 1 ? "" : "s", Describe(source).c_str());
   std::printf("  %-18s %-12s %-16s %-6s %s\n", "base", "size", "use-case", "no-map", "firewall");
-  for (const firmware_handoff::HandoffCarveout& c : carveouts) {
+  for (const firmware_handoff::HandoffCarveout& c : platform.carveouts) {
     const std::string firewall =
         c.firewall ? absl::StrFormat("%s #%u", c.firewall->node, c.firewall->index) : "-";
     std::printf("  %-18s %-12s %-16s %-6s %s\n", c.base.ToString().c_str(),
                 absl::StrFormat("%u MiB", c.size >> 20).c_str(), c.use_case.c_str(),
                 c.no_map ? "yes" : "no", firewall.c_str());
+  }
+  const size_t m = platform.initiators.size();
+  std::printf("rmemd: %zu device initiator%s\n", m, m == 1 ? "" : "s");
+  if (m == 0) return;
+  std::printf("  %-32s %-14s %-10s %s\n", "device", "owner-vm", "max", "firewall id");
+  for (const firmware_handoff::HandoffInitiator& i : platform.initiators) {
+    std::printf("  %-32s %-14s %-10s %s #%u\n", i.node.c_str(), i.owner_vm.c_str(),
+                MaxAccessName(i.max_access), i.firewall.node.c_str(), i.firewall.index);
   }
 }
 
@@ -71,7 +93,7 @@ int Main(const std::vector<std::string>& args) {
       return Usage("unknown argument '" + a + "'");
     }
   }
-  absl::StatusOr<firmware_handoff::HandoffResult> result = ReadFirmware(source);
+  absl::StatusOr<firmware_handoff::PlatformResult> result = ReadFirmware(source);
   if (!result.ok()) {
     std::fprintf(stderr, "rmemd: %s\n", std::string(result.status().message()).c_str());
     return kUsage;
@@ -85,7 +107,7 @@ int Main(const std::vector<std::string>& args) {
                  firmware_handoff::ErrorKindName(e->kind), e->message.c_str());
     return kRejected;
   }
-  PrintCarveouts(source, std::get<std::vector<firmware_handoff::HandoffCarveout>>(*result));
+  PrintPlatform(source, std::get<firmware_handoff::Platform>(*result));
   std::printf("rmemd: serving guests is not built yet (virtio-rmem, issue 5); exiting\n");
   return 0;
 }

@@ -8,7 +8,11 @@
 
 #include "absl/strings/str_format.h"
 #include "broker/rights.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "broker/rmemd/config.h"
 #include "broker/rmemd/firmware_source.h"
+#include "broker/rmemd/setup.h"
 
 namespace rmem::rmemd {
 namespace {
@@ -18,6 +22,7 @@ constexpr int kUsage = 2;
 
 constexpr char kUsageText[] =
     "usage: rmemd [--fdt FILE | --transfer-list FILE] [--check-firmware]\n"
+    "             [--config FILE [--check-config]]\n"
     "\n"
     "Reads the restricted-memory carve-outs and the device initiators firmware\n"
     "handed over: a flattened device tree (--fdt), an Arm Firmware Handoff\n"
@@ -27,10 +32,14 @@ constexpr char kUsageText[] =
     "  --check-firmware   print the verdict as one JSON object and exit:\n"
     "                     0 accepted, 1 rejected (docs/bindings/rmem-carveout.yaml,\n"
     "                     docs/bindings/rmem-initiator.yaml)\n"
+    "  --config FILE      the guests to serve and their heaps (TOML,\n"
+    "                     docs/rmemd.md; example docs/rmemd.example.toml)\n"
+    "  --check-config     check the configuration against the firmware and\n"
+    "                     exit: 0 it fits, 1 it does not\n"
     "  --help             this text\n"
     "\n"
-    "Without --check-firmware rmemd lists the carve-outs and initiators it\n"
-    "would serve, or refuses to start (exit 1) naming what firmware got wrong.\n"
+    "Otherwise rmemd lists the carve-outs and initiators, and with --config the\n"
+    "guests and heaps, or refuses to start (exit 1) naming what is wrong.\n"
     "Exit 2: a usage error or a file that cannot be read. Serving guests\n"
     "(virtio-rmem over vhost-user) is not built yet.\n";
 
@@ -70,9 +79,39 @@ void PrintPlatform(const FirmwareSource& source, const firmware_handoff::Platfor
   }
 }
 
+void PrintSetup(const RmemdConfig& config, const BrokerSetup& setup) {
+  std::printf("rmemd: %zu guest%s from %s\n", setup.guests.size(),
+              setup.guests.size() == 1 ? "" : "s", config.source.c_str());
+  std::printf("  %-14s %-6s %-12s %-12s %s\n", "vm", "id", "quota", "region", "vhost-user socket");
+  auto mib = [](uint64_t bytes) {
+    return bytes == kUnlimited ? std::string("unlimited") : absl::StrFormat("%u MiB", bytes >> 20);
+  };
+  for (const GuestConfig& g : setup.guests) {
+    std::printf("  %-14s %-6u %-12s %-12s %s\n", g.name.c_str(), g.id.value(),
+                mib(g.quota_bytes).c_str(), mib(g.region_bytes).c_str(), g.socket.c_str());
+  }
+  std::printf("rmemd: %zu heap%s\n", setup.policy.heaps.size(),
+              setup.policy.heaps.size() == 1 ? "" : "s");
+  for (const HeapConfig& h : setup.policy.heaps) {
+    std::vector<std::string> who;
+    for (const HeapAccess& a : h.access) {
+      const VmConfig* vm = nullptr;
+      for (const VmConfig& v : setup.policy.vms) {
+        if (v.id == a.vm) vm = &v;
+      }
+      who.push_back(absl::StrCat(vm != nullptr ? vm->name : "?", a.may_allocate ? " (allocates) " : " ",
+                                 a.max_rights.ToString()));
+    }
+    std::printf("  %-14s on %s%s: %s\n", h.name.c_str(), absl::StrJoin(h.carveouts, ", ").c_str(),
+                h.cpu_map_allowed ? "" : " (device-only)", absl::StrJoin(who, "; ").c_str());
+  }
+}
+
 int Main(const std::vector<std::string>& args) {
   FirmwareSource source;
   bool check = false;
+  bool check_config = false;
+  std::string config_path;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
@@ -81,6 +120,11 @@ int Main(const std::vector<std::string>& args) {
     }
     if (a == "--check-firmware") {
       check = true;
+    } else if (a == "--check-config") {
+      check_config = true;
+    } else if (a == "--config") {
+      if (i + 1 >= args.size()) return Usage("--config needs a FILE");
+      config_path = args[++i];
     } else if (a == "--fdt" || a == "--transfer-list") {
       if (source.kind != FirmwareSource::Kind::kDefault) {
         return Usage("give one of --fdt and --transfer-list");
@@ -107,8 +151,32 @@ int Main(const std::vector<std::string>& args) {
                  firmware_handoff::ErrorKindName(e->kind), e->message.c_str());
     return kRejected;
   }
-  PrintPlatform(source, std::get<firmware_handoff::Platform>(*result));
-  std::printf("rmemd: serving guests is not built yet (virtio-rmem, issue 5); exiting\n");
+  const firmware_handoff::Platform& platform = std::get<firmware_handoff::Platform>(*result);
+  if (check_config && config_path.empty()) return Usage("--check-config needs --config FILE");
+  if (!check_config) PrintPlatform(source, platform);
+  if (config_path.empty()) {
+    std::printf("rmemd: no --config: nothing to serve; exiting\n");
+    return 0;
+  }
+  absl::StatusOr<RmemdConfig> config = LoadConfig(config_path);
+  if (!config.ok() && config.status().code() == absl::StatusCode::kNotFound) {
+    std::fprintf(stderr, "rmemd: %s\n", std::string(config.status().message()).c_str());
+    return kUsage;
+  }
+  absl::StatusOr<BrokerSetup> setup =
+      config.ok() ? MakeBrokerSetup(platform, *config) : config.status();
+  if (!setup.ok()) {
+    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
+                 std::string(setup.status().message()).c_str());
+    return kRejected;
+  }
+  if (check_config) {
+    std::printf("rmemd: %s fits %s: %zu guests, %zu heaps\n", config_path.c_str(),
+                Describe(source).c_str(), setup->guests.size(), setup->policy.heaps.size());
+    return 0;
+  }
+  PrintSetup(*config, *setup);
+  std::printf("rmemd: serving guests over vhost-user is not built yet (issue 5); exiting\n");
   return 0;
 }
 

@@ -1,5 +1,6 @@
 // DecodeRequest: the one place where a guest's request bytes become typed
 // values. Checks in the order request.h gives; the first failure answers.
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -86,6 +87,25 @@ std::string RequestTypeName(uint32_t type) {
     case VIRTIO_RMEM_REQ_RECLAIM: return "RECLAIM";
     default: return absl::StrCat("type ", Hex(type));
   }
+}
+
+uint32_t WireType(const Request& request) {
+  return std::visit(
+      [](const auto& r) -> uint32_t {
+        using T = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<T, GetHeapRequest>) return VIRTIO_RMEM_REQ_GET_HEAP;
+        if constexpr (std::is_same_v<T, GetPeerRequest>) return VIRTIO_RMEM_REQ_GET_PEER;
+        if constexpr (std::is_same_v<T, AllocRequest>) return VIRTIO_RMEM_REQ_ALLOC;
+        if constexpr (std::is_same_v<T, FreeRequest>) return VIRTIO_RMEM_REQ_FREE;
+        if constexpr (std::is_same_v<T, OfferRequest>) {
+          return r.kind == TxnKind::kShare ? VIRTIO_RMEM_REQ_SHARE : VIRTIO_RMEM_REQ_LEND;
+        }
+        if constexpr (std::is_same_v<T, DonateRequest>) return VIRTIO_RMEM_REQ_DONATE;
+        if constexpr (std::is_same_v<T, RetrieveRequest>) return VIRTIO_RMEM_REQ_RETRIEVE;
+        if constexpr (std::is_same_v<T, RelinquishRequest>) return VIRTIO_RMEM_REQ_RELINQUISH;
+        return VIRTIO_RMEM_REQ_RECLAIM;
+      },
+      request);
 }
 
 absl::StatusOr<Request> DecodeRequest(std::span<const uint8_t> in,

@@ -73,5 +73,7 @@ absl::StatusOr<Request> DecodeRequest(std::span<const uint8_t> readable,
 
 // The request type in a header, for messages ("ALLOC", "type 0x99").
 std::string RequestTypeName(uint32_t type);
+// The wire type a decoded request came as (VIRTIO_RMEM_REQ_*).
+uint32_t WireType(const Request& request);
 
 }  // namespace rmem::virtio_rmem

@@ -27,13 +27,6 @@ size_t ResponseSize(const Request& request) {
       request);
 }
 
-const char* RequestName(const Request& request) {
-  static constexpr const char* kNames[] = {"GET_HEAP", "GET_PEER", "ALLOC",     "FREE",
-                                           "SHARE/LEND", "DONATE", "RETRIEVE", "RELINQUISH",
-                                           "RECLAIM"};
-  return kNames[request.index()];
-}
-
 // NUL-padded, truncated to the field.
 void CopyName(uint8_t (&field)[VIRTIO_RMEM_NAME_SIZE], const std::string& name) {
   std::memset(field, 0, sizeof(field));
@@ -148,13 +141,13 @@ std::vector<uint8_t> RmemDevice::HandleRequest(std::span<const uint8_t> request,
     outcome = Outcome::Failed(decoded.status());
   } else if (const Request& r = *decoded; capacity < ResponseSize(r)) {
     outcome = Outcome{.status = VIRTIO_RMEM_S_INVALID,
-                      .message = absl::StrCat(RequestName(r), " needs ", ResponseSize(r),
+                      .message = absl::StrCat(RequestTypeName(WireType(r)), " needs ", ResponseSize(r),
                                               " writable bytes for its response, the chain has ",
                                               capacity)};
   } else {
     outcome = Run(r);
     if (outcome.status != VIRTIO_RMEM_S_OK) {
-      outcome.message = absl::StrCat(RequestName(r), ": ", outcome.message);
+      outcome.message = absl::StrCat(RequestTypeName(WireType(r)), ": ", outcome.message);
     }
   }
   if (outcome.status == VIRTIO_RMEM_S_OK) return std::move(outcome.response);

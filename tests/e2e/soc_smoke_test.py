@@ -34,6 +34,7 @@ def rmemd_check(result):
 def boot_checks(result, mode):
     """[(description, passed, details)] for one boot."""
     resmem = (result.value("RMEM-L1-RESMEM") or "").split()
+    rmemd_exit, rmemd_verdict = rmemd_check(result)
     return [
         ("L1 booted", result.has("RMEM-L1-UP"), []),
         ("/dev/kvm in L1", result.value("RMEM-L1-KVM") == "yes",
@@ -43,12 +44,11 @@ def boot_checks(result, mode):
         ("carve-outs in /reserved-memory", all(c in resmem for c in CARVEOUTS),
          [f"want {' '.join(CARVEOUTS)}", f"got {' '.join(resmem) or 'none'}"]),
         ("rmemd accepts the firmware L1 booted with (/sys/firmware/fdt)",
-         rmemd_check(result)[0] == "0"
-         and (rmemd_check(result)[1] or {}).get("result") == "accept",
+         rmemd_exit == "0" and (rmemd_verdict or {}).get("result") == "accept",
          [f"RMEM-L1-RMEMD-CHECK {result.value('RMEM-L1-RMEMD-CHECK')}"]),
         ("rmemd reads the platform's two carve-outs",
          [(c["base"], c["size"], c["use_case"])
-          for c in (rmemd_check(result)[1] or {}).get("carveouts", [])] == RMEMD_CARVEOUTS,
+          for c in (rmemd_verdict or {}).get("carveouts", [])] == RMEMD_CARVEOUTS,
          [f"want {RMEMD_CARVEOUTS}"]),
         ("smoke scenario ran", result.value("RMEM-L1-OK") == "smoke", []),
         ("scenario succeeded", result.passed, [soc.verdict(result)]),

@@ -43,6 +43,18 @@ firmware_handoff::Platform DefaultPlatform() {
   return std::get<firmware_handoff::Platform>(r);
 }
 
+// kMinimal with the first `from` replaced by `to` (the test fails if there
+// is no `from`: an edit that silently does nothing would test nothing).
+std::string Edited(const std::string& from, const std::string& to) {
+  std::string text = kMinimal;
+  const size_t at = text.find(from);
+  if (at == std::string::npos) {
+    ADD_FAILURE() << "kMinimal has no '" << from << "'";
+    return text;
+  }
+  return text.replace(at, from.size(), to);
+}
+
 std::string ParseError(const std::string& text) {
   absl::StatusOr<RmemdConfig> c = ParseConfig(text, "test.toml");
   EXPECT_FALSE(c.ok());
@@ -104,52 +116,40 @@ TEST(RmemdConfig, UnknownKeys_Rejected) {
   // TOML puts a key after [[heap.vm]] into that table: it is reported there.
   EXPECT_THAT(ParseError(std::string(kMinimal) + "extra = 1\n"),
               HasSubstr("unknown key 'extra' in [[heap]] 'video' [[heap.vm]] #1"));
-  std::string typo = kMinimal;
-  typo.replace(typo.find("socket = \"/tmp/a.sock\""), 22, "sockett = \"/tmp/a.sock\"");
-  EXPECT_THAT(ParseError(typo), HasSubstr("unknown key 'sockett' in [[vm]] #1"));
-  std::string heap_typo = kMinimal;
-  heap_typo.replace(heap_typo.find("allocate"), 8, "alocate");
-  EXPECT_THAT(ParseError(heap_typo), HasSubstr("unknown key 'alocate'"));
+  EXPECT_THAT(ParseError(Edited("socket = \"/tmp/a.sock\"", "sockett = \"/tmp/a.sock\"")),
+              HasSubstr("unknown key 'sockett' in [[vm]] #1"));
+  EXPECT_THAT(ParseError(Edited("allocate", "alocate")), HasSubstr("unknown key 'alocate'"));
 }
 
 TEST(RmemdConfig, WrongTypesAndRanges_Rejected) {
-  std::string s = kMinimal;
-  s.replace(s.find("id = 1"), 6, "id = 0");
-  EXPECT_THAT(ParseError(s), HasSubstr("'id' in [[vm]] 'a' must be an integer from 1"));
-  s = kMinimal;
-  s.replace(s.find("id = 2"), 6, "id = \"2\"");
-  EXPECT_THAT(ParseError(s), HasSubstr("'id' in [[vm]] 'b' must be an integer"));
-  s = kMinimal;
-  const std::string rights = "rights = [\"read\", \"write\", \"cpu-map\"]";
-  s.replace(s.find(rights), rights.size(), "rights = [\"read\", \"exec\"]");
-  EXPECT_THAT(ParseError(s), HasSubstr("each right is \"read\", \"write\" or \"cpu-map\""));
+  EXPECT_THAT(ParseError(Edited("id = 1", "id = 0")),
+              HasSubstr("'id' in [[vm]] 'a' must be an integer from 1"));
+  EXPECT_THAT(ParseError(Edited("id = 2", "id = \"2\"")),
+              HasSubstr("'id' in [[vm]] 'b' must be an integer"));
+  EXPECT_THAT(ParseError(Edited("rights = [\"read\", \"write\", \"cpu-map\"]",
+                                "rights = [\"read\", \"exec\"]")),
+              HasSubstr("each right is \"read\", \"write\" or \"cpu-map\""));
   EXPECT_THAT(ParseError(std::string(kMinimal) + "[broker]\nmax_receivers = 0\n"),
               HasSubstr("max_receivers"));
-  s = kMinimal;
-  s.replace(s.find("socket = \"/tmp/b.sock\""), 22, "socket = \"/tmp/b.sock\"\nregion = \"5000\"");
-  EXPECT_THAT(ParseError(s), HasSubstr("multiple of 4 KiB"));
+  EXPECT_THAT(ParseError(Edited("socket = \"/tmp/b.sock\"",
+                                "socket = \"/tmp/b.sock\"\nregion = \"5000\"")),
+              HasSubstr("multiple of 4 KiB"));
 }
 
 TEST(RmemdConfig, DuplicatesAndDanglingNames_Rejected) {
-  std::string s = kMinimal;
-  s.replace(s.find("name = \"b\""), 10, "name = \"a\"");
-  EXPECT_THAT(ParseError(s), HasSubstr("two VMs named 'a'"));
-  s = kMinimal;
-  s.replace(s.find("id = 2"), 6, "id = 1");
-  EXPECT_THAT(ParseError(s), HasSubstr("id 1 is already used"));
-  s = kMinimal;
-  s.replace(s.find("/tmp/b.sock"), 11, "/tmp/a.sock");
-  EXPECT_THAT(ParseError(s), HasSubstr("socket /tmp/a.sock is already used"));
-  s = kMinimal;
-  s.replace(s.find("  name = \"a\"\n  allocate"), 12, "  name = \"z\"");
-  EXPECT_THAT(ParseError(s), HasSubstr("names VM 'z', which no [[vm]] defines"));
+  EXPECT_THAT(ParseError(Edited("name = \"b\"", "name = \"a\"")),
+              HasSubstr("two VMs named 'a'"));
+  EXPECT_THAT(ParseError(Edited("id = 2", "id = 1")), HasSubstr("id 1 is already used"));
+  EXPECT_THAT(ParseError(Edited("/tmp/b.sock", "/tmp/a.sock")),
+              HasSubstr("socket /tmp/a.sock is already used"));
+  EXPECT_THAT(ParseError(Edited("  name = \"a\"\n  allocate", "  name = \"z\"\n  allocate")),
+              HasSubstr("names VM 'z', which no [[vm]] defines"));
   EXPECT_THAT(ParseError("[[heap]]\nname = \"h\"\ncarveouts = [\"x\"]\n"), HasSubstr("no [[vm]]"));
 }
 
 TEST(RmemdSetup, UnknownUseCase_NamesWhatFirmwareHas) {
-  std::string s = kMinimal;
-  s.replace(s.find("[\"secure-video\"]"), 16, "[\"camera\"]");
-  absl::StatusOr<RmemdConfig> c = ParseConfig(s, "test.toml");
+  absl::StatusOr<RmemdConfig> c =
+      ParseConfig(Edited("[\"secure-video\"]", "[\"camera\"]"), "test.toml");
   ASSERT_TRUE(c.ok());
   absl::StatusOr<BrokerSetup> setup = MakeBrokerSetup(DefaultPlatform(), *c);
   EXPECT_THAT(setup.status().message(),

@@ -156,6 +156,7 @@ class Broker {
 
   // Observation (status output, tests).
   const Policy& policy() const { return policy_; }
+  const BrokerOptions& options() const { return options_; }
   const Ledger& ledger() const { return ledger_; }
   const QuotaLedger& quotas() const { return quotas_; }
   const std::vector<Carveout>& carveouts() const { return carveouts_; }

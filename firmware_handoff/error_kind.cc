@@ -26,6 +26,7 @@ const char* ErrorKindName(ErrorKind kind) {
     case ErrorKind::kRmemBadFirewall: return "RMEM_BAD_FIREWALL";
     case ErrorKind::kRmemOutsideMemory: return "RMEM_OUTSIDE_MEMORY";
     case ErrorKind::kRmemOverlap: return "RMEM_OVERLAP";
+    case ErrorKind::kRmemBadInitiator: return "RMEM_BAD_INITIATOR";
   }
   return "UNKNOWN";
 }

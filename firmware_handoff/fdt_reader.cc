@@ -1,18 +1,13 @@
 // Contract section 3: carve-outs from a flattened device tree, with libfdt.
-// The blob is copied into an 8-byte aligned buffer first (libfdt wants
-// alignment; a transfer-list entry's data need not have it), then checked in
-// the contract's order; the first failure is the answer.
+// The blob is copied into an aligned FdtTree first, then checked in the
+// contract's order; the first failure is the answer.
 #include <algorithm>
-#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "firmware_handoff/fdt_tree.h"
 #include "firmware_handoff/handoff.h"
-
-extern "C" {
-#include <libfdt.h>
-}
 
 namespace rmem::firmware_handoff {
 namespace {
@@ -27,63 +22,15 @@ struct Span {
   uint64_t last;
 };
 
-class Tree {
- public:
-  // size / 8 + 1 words: room for every byte, and no overflow to reason about.
-  explicit Tree(std::span<const uint8_t> blob) : words_(blob.size() / 8 + 1), size_(blob.size()) {
-    std::copy(blob.begin(), blob.end(), reinterpret_cast<uint8_t*>(words_.data()));
-  }
-  const void* fdt() const { return words_.data(); }
-  size_t size() const { return size_; }
-
-  std::string Path(int node) const {
-    char buf[512];
-    if (fdt_get_path(fdt(), node, buf, sizeof(buf)) != 0) return "<unknown node>";
-    return buf;
-  }
-  // A property's bytes; nullopt if absent.
-  std::optional<std::span<const uint8_t>> Prop(int node, const char* name) const {
-    int len = 0;
-    const void* p = fdt_getprop(fdt(), node, name, &len);
-    if (p == nullptr || len < 0) return std::nullopt;
-    return std::span<const uint8_t>(static_cast<const uint8_t*>(p), static_cast<size_t>(len));
-  }
-  // A one-cell property's value; nullopt if absent or not 4 bytes.
-  std::optional<uint32_t> Cell(int node, const char* name) const {
-    std::optional<std::span<const uint8_t>> p = Prop(node, name);
-    if (!p || p->size() != 4) return std::nullopt;
-    return Be32(p->data());
-  }
-
-  static uint32_t Be32(const uint8_t* p) {
-    return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-  }
-  // `cells` (1 or 2) big-endian cells as one number.
-  static uint64_t Read(const uint8_t* p, uint32_t cells) {
-    uint64_t v = 0;
-    for (uint32_t i = 0; i < cells; ++i) v = (v << 32) | Be32(p + 4 * i);
-    return v;
-  }
-
- private:
-  std::vector<uint64_t> words_;
-  size_t size_ = 0;
-};
-
 // A cells property given as "#address-cells" etc.: present and 1 or 2, or
 // absent (use `fallback`); anything else is nullopt.
-std::optional<uint32_t> RootCells(const Tree& t, const char* name, uint32_t fallback) {
+std::optional<uint32_t> RootCells(const FdtTree& t, const char* name, uint32_t fallback) {
   std::optional<std::span<const uint8_t>> p = t.Prop(0, name);
   if (!p) return fallback;
   if (p->size() != 4) return std::nullopt;
-  const uint32_t v = Tree::Be32(p->data());
+  const uint32_t v = FdtTree::Be32(p->data());
   if (v != 1 && v != 2) return std::nullopt;
   return v;
-}
-
-bool IsSingleString(std::span<const uint8_t> p) {
-  if (p.size() < 2 || p.back() != 0 || p.front() == 0) return false;
-  return std::find(p.begin(), p.end() - 1, 0) == p.end() - 1;
 }
 
 struct Cells {
@@ -92,21 +39,17 @@ struct Cells {
 };
 
 // Union of the root-level memory nodes' reg ranges, merged, sorted.
-std::vector<Span> MemoryRanges(const Tree& t, Cells root) {
+std::vector<Span> MemoryRanges(const FdtTree& t, Cells root) {
   std::vector<Span> ranges;
   const size_t tuple = 4 * (root.address + root.size);
   int node;
   fdt_for_each_subnode(node, t.fdt(), 0) {
-    std::optional<std::span<const uint8_t>> type = t.Prop(node, "device_type");
-    if (!type || !IsSingleString(*type) ||
-        std::strcmp(reinterpret_cast<const char*>(type->data()), "memory") != 0) {
-      continue;
-    }
+    if (t.String(node, "device_type") != "memory") continue;
     std::optional<std::span<const uint8_t>> reg = t.Prop(node, "reg");
     if (!reg) continue;
     for (size_t off = 0; off + tuple <= reg->size(); off += tuple) {
-      const uint64_t base = Tree::Read(reg->data() + off, root.address);
-      const uint64_t size = Tree::Read(reg->data() + off + 4 * root.address, root.size);
+      const uint64_t base = FdtTree::Read(reg->data() + off, root.address);
+      const uint64_t size = FdtTree::Read(reg->data() + off + 4 * root.address, root.size);
       if (size == 0) continue;
       const uint64_t room = ~base;  // last addressable offset from base
       ranges.push_back({base, size - 1 > room ? ~uint64_t{0} : base + (size - 1)});
@@ -127,7 +70,7 @@ std::vector<Span> MemoryRanges(const Tree& t, Cells root) {
 }
 
 // One carve-out node, section 3.6 in order; the carve-out or the error.
-std::variant<HandoffCarveout, HandoffError> ReadCarveout(const Tree& t, int node, Cells cells) {
+std::variant<HandoffCarveout, HandoffError> ReadCarveout(const FdtTree& t, int node, Cells cells) {
   const std::string path = t.Path(node);
   auto bad = [&](ErrorKind kind, absl::string_view why) {
     return Error(kind, absl::StrCat(path, ": ", why));
@@ -146,8 +89,8 @@ std::variant<HandoffCarveout, HandoffError> ReadCarveout(const Tree& t, int node
   }
   HandoffCarveout c;
   c.node = path;
-  const uint64_t base = Tree::Read(reg->data(), cells.address);
-  c.size = Tree::Read(reg->data() + 4 * cells.address, cells.size);
+  const uint64_t base = FdtTree::Read(reg->data(), cells.address);
+  c.size = FdtTree::Read(reg->data() + 4 * cells.address, cells.size);
   c.base = PhysAddr(base);
   if (c.size == 0) return bad(ErrorKind::kRmemZeroSize, "size is 0");
   if (base % k4K != 0 || c.size % k4K != 0) {
@@ -159,22 +102,20 @@ std::variant<HandoffCarveout, HandoffError> ReadCarveout(const Tree& t, int node
     return bad(ErrorKind::kRmemRangeOverflow,
                absl::StrCat("base ", Hex(base), " + size ", Hex(c.size), " runs past 2^64"));
   }
-  std::optional<std::span<const uint8_t>> use = t.Prop(node, "rmem,use-case");
-  if (!use || !IsSingleString(*use)) {
+  std::optional<std::string> use = t.String(node, "rmem,use-case");
+  if (!use) {
     return bad(ErrorKind::kRmemMissingUseCase,
                "rmem,use-case must be one non-empty NUL-terminated string");
   }
-  c.use_case = reinterpret_cast<const char*>(use->data());
+  c.use_case = std::move(*use);
   if (std::optional<std::span<const uint8_t>> fw = t.Prop(node, "rmem,firewall")) {
     if (fw->size() != 8) {
       return bad(ErrorKind::kRmemBadFirewall,
                  absl::StrCat("rmem,firewall is ", fw->size(),
                               " bytes; want <phandle index> (8 bytes)"));
     }
-    const uint32_t phandle = Tree::Be32(fw->data());
-    const int target = phandle == 0 || phandle == ~uint32_t{0}
-                           ? -FDT_ERR_BADPHANDLE
-                           : fdt_node_offset_by_phandle(t.fdt(), phandle);
+    const uint32_t phandle = FdtTree::Be32(fw->data());
+    const int target = t.NodeByPhandle(phandle);
     if (target < 0) {
       return bad(ErrorKind::kRmemBadFirewall,
                  absl::StrCat("rmem,firewall phandle ", Hex(phandle), " names no node"));
@@ -184,7 +125,7 @@ std::variant<HandoffCarveout, HandoffError> ReadCarveout(const Tree& t, int node
                  absl::StrCat("rmem,firewall target ", t.Path(target),
                               " has no #access-controller-cells = <1>"));
     }
-    c.firewall = FirewallRef{.node = t.Path(target), .index = Tree::Be32(fw->data() + 4)};
+    c.firewall = FirewallRef{.node = t.Path(target), .index = FdtTree::Be32(fw->data() + 4)};
   }
   c.no_map = t.Prop(node, "no-map").has_value();
   return c;
@@ -194,13 +135,13 @@ std::variant<HandoffCarveout, HandoffError> ReadCarveout(const Tree& t, int node
 
 HandoffResult ParseFdt(std::span<const uint8_t> blob) {
   // 3.1, 3.2: the blob itself.
-  if (blob.size() < 4 || Tree::Be32(blob.data()) != FDT_MAGIC) {
+  if (blob.size() < 4 || FdtTree::Be32(blob.data()) != FDT_MAGIC) {
     return Error(ErrorKind::kFdtBadMagic,
                  blob.size() < 4 ? absl::StrCat("device tree of ", blob.size(), " bytes has no magic")
-                                 : absl::StrCat("device tree magic is ", Hex(Tree::Be32(blob.data())),
+                                 : absl::StrCat("device tree magic is ", Hex(FdtTree::Be32(blob.data())),
                                                 ", want 0xd00dfeed"));
   }
-  const Tree t(blob);
+  const FdtTree t(blob);
   // libfdt 1.6.1's fdt_check_full walks a pre-17 tree's structure block
   // without knowing its size and reads past the buffer (found by fuzzing,
   // tests/fuzz/regressions/): only version 17 trees, which dtc writes, are read.

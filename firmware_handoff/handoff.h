@@ -2,7 +2,9 @@
 // flattened device tree or an Arm Firmware Handoff Transfer List, validated
 // exactly as the carve-out contract v1 says (../shared/bindings/
 // rmem-carveout-contract.md; docs/bindings/rmem-carveout.yaml): the checks,
-// their order, one error kind per failure. A rejected blob yields nothing.
+// their order, one error kind per failure; and the device initiators with
+// their owning VMs (docs/bindings/rmem-initiator.yaml). A rejected blob
+// yields nothing.
 //
 // The readers are pure functions over bytes the caller owns: no I/O, no
 // allocation beyond the result, safe on any input (fuzzed).
@@ -15,6 +17,7 @@
 #include <variant>
 #include <vector>
 
+#include "broker/rights.h"
 #include "broker/types.h"
 
 namespace rmem::firmware_handoff {
@@ -43,8 +46,13 @@ enum class ErrorKind {
   kRmemBadFirewall,
   kRmemOutsideMemory,
   kRmemOverlap,
+  // Not in contract v1: our device-initiator binding
+  // (docs/bindings/rmem-initiator.yaml). Only a tree that uses it can get it,
+  // and only after every contract rule passed.
+  kRmemBadInitiator,
 };
-// "TL_TRUNCATED", ..., "RMEM_OVERLAP": the names the contract uses.
+// "TL_TRUNCATED", ..., "RMEM_OVERLAP": the names the contract uses;
+// "RMEM_BAD_INITIATOR" for ours.
 const char* ErrorKindName(ErrorKind kind);
 
 // `rmem,firewall = <&phandle index>`, resolved.
@@ -77,7 +85,34 @@ HandoffResult ParseFdt(std::span<const uint8_t> blob);
 // Contract section 2; the FDT entry goes through ParseFdt.
 HandoffResult ParseTransferList(std::span<const uint8_t> blob);
 
+// A device initiator (DMA master: a video decoder, a display controller),
+// the VM that owns it and how the bus firewall knows it
+// (docs/bindings/rmem-initiator.yaml).
+struct HandoffInitiator {
+  std::string node;      // the device's node path
+  std::string owner_vm;  // `rmem,owner-vm`, a VM name of rmemd's configuration
+  Access max_access = Access::kReadWrite;  // `rmem,max-access`: never more than this
+  FirewallRef firewall;  // `access-controllers = <&controller id>`
+  bool operator==(const HandoffInitiator&) const = default;
+};
+
+// Everything rmemd reads from firmware: the contract's carve-outs (sorted by
+// base) and the device initiators (in tree order).
+struct Platform {
+  std::vector<HandoffCarveout> carveouts;
+  std::vector<HandoffInitiator> initiators;
+};
+using PlatformResult = std::variant<Platform, HandoffError>;
+
+// The contract's checks first (so its verdicts are unchanged), then the
+// initiator binding's, on the same tree.
+PlatformResult ReadPlatformFromFdt(std::span<const uint8_t> blob);
+PlatformResult ReadPlatformFromTransferList(std::span<const uint8_t> blob);
+
 // The `rmemd --check-firmware` JSON object (contract section 6), one line.
+// An accepted platform prints exactly the contract's object (carve-outs
+// only); a rejection may name RMEM_BAD_INITIATOR.
 std::string ToJson(const HandoffResult& result);
+std::string ToJson(const PlatformResult& result);
 
 }  // namespace rmem::firmware_handoff

@@ -1,5 +1,6 @@
 // The `rmemd --check-firmware` output, contract section 6: one JSON object,
 // lower-case hex strings for addresses and sizes, `firewall` null when absent.
+// Initiators are not part of it (the contract fixes the object's keys).
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "firmware_handoff/handoff.h"
@@ -50,6 +51,11 @@ std::string ToJson(const HandoffResult& result) {
     absl::StrAppend(&list, list.empty() ? "" : ", ", CarveoutJson(c));
   }
   return absl::StrCat("{\"result\": \"accept\", \"carveouts\": [", list, "]}");
+}
+
+std::string ToJson(const PlatformResult& result) {
+  if (const auto* e = std::get_if<HandoffError>(&result)) return ToJson(HandoffResult(*e));
+  return ToJson(HandoffResult(std::get<Platform>(result).carveouts));
 }
 
 }  // namespace rmem::firmware_handoff

@@ -1,10 +1,11 @@
 // Contract section 2: an Arm Firmware Handoff Transfer List (spec v2.0, every
 // optional check mandatory), checked in the contract's order; the one FDT
 // entry (tag 1) then goes through ParseFdt.
+#include "firmware_handoff/transfer_list.h"
+
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "firmware_handoff/handoff.h"
 
 namespace rmem::firmware_handoff {
 namespace {
@@ -27,7 +28,8 @@ HandoffError Error(ErrorKind kind, std::string message) {
 
 }  // namespace
 
-HandoffResult ParseTransferList(std::span<const uint8_t> blob) {
+std::variant<std::span<const uint8_t>, HandoffError> FdtOfTransferList(
+    std::span<const uint8_t> blob) {
   const uint64_t len = blob.size();
   if (len < kMinHeader) {  // 2.1
     return Error(ErrorKind::kTlTruncated,
@@ -98,7 +100,19 @@ HandoffResult ParseTransferList(std::span<const uint8_t> blob) {
     return Error(ErrorKind::kTlDuplicateFdt,
                  absl::StrCat(fdt_entries, " FDT entries; the second at ", Hex(second_fdt_at)));
   }
-  return ParseFdt(*fdt);  // 2.11
+  return *fdt;
+}
+
+HandoffResult ParseTransferList(std::span<const uint8_t> blob) {
+  std::variant<std::span<const uint8_t>, HandoffError> fdt = FdtOfTransferList(blob);
+  if (auto* e = std::get_if<HandoffError>(&fdt)) return std::move(*e);
+  return ParseFdt(std::get<std::span<const uint8_t>>(fdt));  // 2.11
+}
+
+PlatformResult ReadPlatformFromTransferList(std::span<const uint8_t> blob) {
+  std::variant<std::span<const uint8_t>, HandoffError> fdt = FdtOfTransferList(blob);
+  if (auto* e = std::get_if<HandoffError>(&fdt)) return std::move(*e);
+  return ReadPlatformFromFdt(std::get<std::span<const uint8_t>>(fdt));
 }
 
 }  // namespace rmem::firmware_handoff

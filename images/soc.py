@@ -98,25 +98,32 @@ def _run_checked(cmd, what):
     return proc.stdout
 
 
-def dtb_path(smp=DEFAULT_SMP, mem_mb=DEFAULT_MEM_MB):
-    """Where the device tree for this machine size lives."""
-    if (smp, mem_mb) == (DEFAULT_SMP, DEFAULT_MEM_MB):
-        return OUT / "soc.dtb"
-    return OUT / f"soc-{smp}cpu-{mem_mb}m.dtb"
+def dtb_path(smp=DEFAULT_SMP, mem_mb=DEFAULT_MEM_MB, carveouts=None):
+    """Where the device tree for this machine size (and, if not the
+    platform's, this carve-outs .dtsi) lives."""
+    name = "soc"
+    if carveouts is not None and Path(carveouts).resolve() != CARVEOUTS_DTSI:
+        name += f"-{Path(carveouts).stem}"
+    if (smp, mem_mb) != (DEFAULT_SMP, DEFAULT_MEM_MB):
+        name += f"-{smp}cpu-{mem_mb}m"
+    return OUT / f"{name}.dtb"
 
 
-def ensure_dtb(smp=DEFAULT_SMP, mem_mb=DEFAULT_MEM_MB, force=False):
+def ensure_dtb(smp=DEFAULT_SMP, mem_mb=DEFAULT_MEM_MB, force=False,
+               carveouts=None):
     """Builds, unless up to date, QEMU virt's device tree for `smp` CPUs and
-    `mem_mb` MiB with the carve-outs of rmem-carveouts.dtsi appended.
+    `mem_mb` MiB with the carve-outs of rmem-carveouts.dtsi (or of the
+    .dtsi `carveouts`, for experiments) appended.
 
     The CPU and memory nodes depend on the machine size, so each size gets its
     own blob. Returns (path, rebuilt)."""
-    out = dtb_path(smp, mem_mb)
+    dtsi = Path(carveouts) if carveouts is not None else CARVEOUTS_DTSI
+    out = dtb_path(smp, mem_mb, carveouts)
     stamp = out.with_suffix(".dtb.stamp")
     qemu_version = _run_checked([QEMU, "--version"], "qemu version")
     key = hashlib.sha256("\0".join(
         [qemu_version, " ".join(MACHINE), str(smp), str(mem_mb),
-         CARVEOUTS_DTSI.read_text()]).encode()).hexdigest()
+         dtsi.read_text()]).encode()).hexdigest()
     if not force and out.exists() and stamp.exists() and stamp.read_text() == key:
         return out, False
 
@@ -132,14 +139,14 @@ def ensure_dtb(smp=DEFAULT_SMP, mem_mb=DEFAULT_MEM_MB, force=False):
         # dtc merges a second root node into the first, so the carve-outs can
         # simply follow QEMU's tree.
         soc_dts = Path(tmp) / "soc.dts"
-        soc_dts.write_text(dts + "\n" + CARVEOUTS_DTSI.read_text())
+        soc_dts.write_text(dts + "\n" + dtsi.read_text())
         _run_checked(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(out),
                       str(soc_dts)], "dtc compile")
     stamp.write_text(key)
     return out, True
 
 
-def qemu_command(scenario, mode, smp, mem_mb, extra_append):
+def qemu_command(scenario, mode, smp, mem_mb, extra_append, carveouts=None):
     """The QEMU command line that boots `scenario` on the SoC."""
     if mode not in MODES:
         raise ValueError(f"unknown KVM mode {mode!r} (one of {', '.join(MODES)})")
@@ -150,19 +157,20 @@ def qemu_command(scenario, mode, smp, mem_mb, extra_append):
             "-nographic", "-no-reboot",
             "-kernel", str(OUT / "Image"),
             "-initrd", str(OUT / "l1.cpio"),
-            "-dtb", str(dtb_path(smp, mem_mb)),
+            "-dtb", str(dtb_path(smp, mem_mb, carveouts)),
             "-append", append]
 
 
 def boot(scenario, mode="vhe", timeout=120, smp=DEFAULT_SMP,
-         mem_mb=DEFAULT_MEM_MB, extra_append=""):
+         mem_mb=DEFAULT_MEM_MB, extra_append="", carveouts=None):
     """Boots the SoC into L1 scenario `scenario` with KVM in `mode`; kills
-    QEMU after `timeout` seconds. Raises SocError if the images are missing."""
+    QEMU after `timeout` seconds. `carveouts`: another .dtsi than the
+    platform's (experiments). Raises SocError if the images are missing."""
     for image in ("Image", "l1.cpio"):
         if not (OUT / image).exists():
             raise SocError(f"{OUT / image} is missing: run images/build")
-    ensure_dtb(smp, mem_mb)
-    cmd = qemu_command(scenario, mode, smp, mem_mb, extra_append)
+    ensure_dtb(smp, mem_mb, carveouts=carveouts)
+    cmd = qemu_command(scenario, mode, smp, mem_mb, extra_append, carveouts)
 
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -190,7 +198,8 @@ def boot_many(boots, workers=2):
     # Build the device trees first so that parallel boots do not race on them.
     for kwargs in boots:
         ensure_dtb(kwargs.get("smp", DEFAULT_SMP),
-                   kwargs.get("mem_mb", DEFAULT_MEM_MB))
+                   kwargs.get("mem_mb", DEFAULT_MEM_MB),
+                   carveouts=kwargs.get("carveouts"))
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda kwargs: boot(**kwargs), boots))
 
@@ -218,10 +227,13 @@ def main():
                         help="seconds before QEMU is killed (default: 120)")
     parser.add_argument("--append", default="",
                         help="extra L1 kernel arguments")
+    parser.add_argument("--carveouts", default=None,
+                        help="a .dtsi to use instead of "
+                             "images/platform/rmem-carveouts.dtsi (experiments)")
     args = parser.parse_args()
     try:
         result = boot(args.scenario, mode=args.mode, timeout=args.timeout,
-                      extra_append=args.append)
+                      extra_append=args.append, carveouts=args.carveouts)
     except SocError as error:
         print(f"soc: {error}", file=sys.stderr)
         return 2

@@ -1,9 +1,13 @@
 // Scrubber: zeroes pages before they can reach a different VM.
 // Implementations: MemoryScrubber (zeroes through a host mapping of the
-// carve-out: the memfd stand-in, or a mapping of real carve-out memory) and
-// FakeScrubber (tracks which pages are dirty; fake_backends.h). There is no
-// null scrubber: memory that cannot be scrubbed must not be reused.
+// carve-out: the memfd stand-in, or a mapping of real carve-out memory),
+// CarveoutScrubber (maps the pages from a CarveoutMemory only while zeroing
+// them, so rmemd keeps no carve-out mapped) and FakeScrubber (tracks which
+// pages are dirty; fake_backends.h). There is no null scrubber: memory that
+// cannot be scrubbed must not be reused.
 #pragma once
+
+#include "broker/backend/carveout_memory.h"
 
 #include <cstddef>
 #include <cstdint>
@@ -31,6 +35,18 @@ class MemoryScrubber : public Scrubber {
  private:
   void* mapping_;
   PageRange covered_;
+};
+
+// Zeroes through a short-lived mapping of exactly the pages, from `memory`
+// (which must outlive it). A mapping that fails is fatal: memory that
+// cannot be scrubbed must not be handed out again, so the broker stops.
+class CarveoutScrubber : public Scrubber {
+ public:
+  explicit CarveoutScrubber(const CarveoutMemory& memory) : memory_(memory) {}
+  void Scrub(PageRange pages) override;
+
+ private:
+  const CarveoutMemory& memory_;
 };
 
 }  // namespace rmem

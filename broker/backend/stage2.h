@@ -1,6 +1,6 @@
 // Stage2: makes carve-out pages reachable by one VM's CPUs, with read or
 // read+write access, and takes them away again. Implementations: the VMM
-// over vhost-user SHMEM_MAP/UNMAP (virtio_rmem/, later), Xen (later),
+// over vhost-user SHMEM_MAP/UNMAP (shm_region_stage2.h), Xen (later),
 // FakeStage2 (records calls, injects failures; fake_backends.h) and
 // NullStage2 (null_backends.h).
 #pragma once

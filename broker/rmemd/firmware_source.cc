@@ -49,16 +49,17 @@ std::string Describe(const FirmwareSource& source) {
   return "?";
 }
 
-absl::StatusOr<firmware_handoff::HandoffResult> ReadFirmware(const FirmwareSource& source) {
+absl::StatusOr<firmware_handoff::PlatformResult> ReadFirmware(const FirmwareSource& source) {
   if (source.kind == FirmwareSource::Kind::kDefault) {
-    return firmware_handoff::ParseFdt(platform::DefaultPlatformDtb());
+    return firmware_handoff::ReadPlatformFromFdt(platform::DefaultPlatformDtb());
   }
   size_t size = 0;
   absl::StatusOr<std::vector<uint64_t>> words = ReadAligned(source.path, &size);
   if (!words.ok()) return words.status();
   const std::span<const uint8_t> blob(reinterpret_cast<const uint8_t*>(words->data()), size);
-  return source.kind == FirmwareSource::Kind::kFdt ? firmware_handoff::ParseFdt(blob)
-                                                   : firmware_handoff::ParseTransferList(blob);
+  return source.kind == FirmwareSource::Kind::kFdt
+             ? firmware_handoff::ReadPlatformFromFdt(blob)
+             : firmware_handoff::ReadPlatformFromTransferList(blob);
 }
 
 }  // namespace rmem::rmemd

@@ -1,4 +1,4 @@
-// Where rmemd's carve-outs come from: a device tree file (--fdt), a transfer
+// Where rmemd's carve-outs and device initiators come from: a device tree file (--fdt), a transfer
 // list file (--transfer-list) or the embedded default platform.
 #pragma once
 
@@ -19,7 +19,7 @@ std::string Describe(const FirmwareSource& source);
 
 // Reads the source (into an 8-byte aligned buffer, as the contract wants)
 // and runs the matching reader. A Status error only if the file cannot be
-// read (NotFound, PermissionDenied, ...); a rejected blob is a HandoffResult.
-absl::StatusOr<firmware_handoff::HandoffResult> ReadFirmware(const FirmwareSource& source);
+// read (NotFound, PermissionDenied, ...); a rejected blob is a PlatformResult.
+absl::StatusOr<firmware_handoff::PlatformResult> ReadFirmware(const FirmwareSource& source);
 
 }  // namespace rmem::rmemd

@@ -1,12 +1,18 @@
 // rmemd, the restricted-memory broker daemon. Today it reads and validates
-// what firmware handed over (carve-out contract v1) and reports it; serving
+// what firmware handed over (carve-out contract v1, initiator binding) and
+// reports it; serving
 // guests (virtio-rmem over vhost-user) comes with issue 5.
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "broker/rights.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "broker/rmemd/config.h"
 #include "broker/rmemd/firmware_source.h"
+#include "broker/rmemd/setup.h"
 
 namespace rmem::rmemd {
 namespace {
@@ -16,17 +22,25 @@ constexpr int kUsage = 2;
 
 constexpr char kUsageText[] =
     "usage: rmemd [--fdt FILE | --transfer-list FILE] [--check-firmware]\n"
+    "             [--config FILE [--check-config]]\n"
     "\n"
-    "Reads the restricted-memory carve-outs firmware handed over: a flattened\n"
-    "device tree (--fdt), an Arm Firmware Handoff transfer list\n"
-    "(--transfer-list), or, with neither, the embedded default platform.\n"
+    "Reads the restricted-memory carve-outs and the device initiators firmware\n"
+    "handed over: a flattened device tree (--fdt), an Arm Firmware Handoff\n"
+    "transfer list (--transfer-list), or, with neither, the embedded default\n"
+    "platform.\n"
     "\n"
     "  --check-firmware   print the verdict as one JSON object and exit:\n"
-    "                     0 accepted, 1 rejected (docs/bindings/rmem-carveout.yaml)\n"
+    "                     0 accepted, 1 rejected (docs/bindings/rmem-carveout.yaml,\n"
+    "                     docs/bindings/rmem-initiator.yaml)\n"
+    "  --config FILE      the guests to serve and their heaps (TOML,\n"
+    "                     docs/rmemd.md; example docs/rmemd.example.toml)\n"
+    "  --check-config     check the configuration against the firmware and\n"
+    "                     exit: 0 it fits, 1 it does not\n"
     "  --help             this text\n"
     "\n"
-    "Without --check-firmware rmemd lists the carve-outs it would serve, or\n"
-    "refuses to start (exit 1) naming what firmware got wrong. Serving guests\n"
+    "Otherwise rmemd lists the carve-outs and initiators, and with --config the\n"
+    "guests and heaps, or refuses to start (exit 1) naming what is wrong.\n"
+    "Exit 2: a usage error or a file that cannot be read. Serving guests\n"
     "(virtio-rmem over vhost-user) is not built yet.\n";
 
 int Usage(const std::string& why) {
@@ -34,23 +48,70 @@ int Usage(const std::string& why) {
   return kUsage;
 }
 
-void PrintCarveouts(const FirmwareSource& source,
-                    const std::vector<firmware_handoff::HandoffCarveout>& carveouts) {
-  std::printf("rmemd: %zu carve-out%s from %s\n", carveouts.size(),
-              carveouts.size() == 1 ? "" : "s", Describe(source).c_str());
+const char* MaxAccessName(Access a) {
+  switch (a) {
+    case Access::kRead: return "read";
+    case Access::kWrite: return "write";
+    case Access::kReadWrite: return "read-write";
+    case Access::kNone: break;
+  }
+  return "none";
+}
+
+void PrintPlatform(const FirmwareSource& source, const firmware_handoff::Platform& platform) {
+  const size_t n = platform.carveouts.size();
+  std::printf("rmemd: %zu carve-out%s from %s\n", n, n == 1 ? "" : "s", Describe(source).c_str());
   std::printf("  %-18s %-12s %-16s %-6s %s\n", "base", "size", "use-case", "no-map", "firewall");
-  for (const firmware_handoff::HandoffCarveout& c : carveouts) {
+  for (const firmware_handoff::HandoffCarveout& c : platform.carveouts) {
     const std::string firewall =
         c.firewall ? absl::StrFormat("%s #%u", c.firewall->node, c.firewall->index) : "-";
     std::printf("  %-18s %-12s %-16s %-6s %s\n", c.base.ToString().c_str(),
                 absl::StrFormat("%u MiB", c.size >> 20).c_str(), c.use_case.c_str(),
                 c.no_map ? "yes" : "no", firewall.c_str());
   }
+  const size_t m = platform.initiators.size();
+  std::printf("rmemd: %zu device initiator%s\n", m, m == 1 ? "" : "s");
+  if (m == 0) return;
+  std::printf("  %-32s %-14s %-10s %s\n", "device", "owner-vm", "max", "firewall id");
+  for (const firmware_handoff::HandoffInitiator& i : platform.initiators) {
+    std::printf("  %-32s %-14s %-10s %s #%u\n", i.node.c_str(), i.owner_vm.c_str(),
+                MaxAccessName(i.max_access), i.firewall.node.c_str(), i.firewall.index);
+  }
+}
+
+void PrintSetup(const RmemdConfig& config, const BrokerSetup& setup) {
+  std::printf("rmemd: %zu guest%s from %s\n", setup.guests.size(),
+              setup.guests.size() == 1 ? "" : "s", config.source.c_str());
+  std::printf("  %-14s %-6s %-12s %-12s %s\n", "vm", "id", "quota", "region", "vhost-user socket");
+  auto mib = [](uint64_t bytes) {
+    return bytes == kUnlimited ? std::string("unlimited") : absl::StrFormat("%u MiB", bytes >> 20);
+  };
+  for (const GuestConfig& g : setup.guests) {
+    std::printf("  %-14s %-6u %-12s %-12s %s\n", g.name.c_str(), g.id.value(),
+                mib(g.quota_bytes).c_str(), mib(g.region_bytes).c_str(), g.socket.c_str());
+  }
+  std::printf("rmemd: %zu heap%s\n", setup.policy.heaps.size(),
+              setup.policy.heaps.size() == 1 ? "" : "s");
+  for (const HeapConfig& h : setup.policy.heaps) {
+    std::vector<std::string> who;
+    for (const HeapAccess& a : h.access) {
+      const VmConfig* vm = nullptr;
+      for (const VmConfig& v : setup.policy.vms) {
+        if (v.id == a.vm) vm = &v;
+      }
+      who.push_back(absl::StrCat(vm != nullptr ? vm->name : "?", a.may_allocate ? " (allocates) " : " ",
+                                 a.max_rights.ToString()));
+    }
+    std::printf("  %-14s on %s%s: %s\n", h.name.c_str(), absl::StrJoin(h.carveouts, ", ").c_str(),
+                h.cpu_map_allowed ? "" : " (device-only)", absl::StrJoin(who, "; ").c_str());
+  }
 }
 
 int Main(const std::vector<std::string>& args) {
   FirmwareSource source;
   bool check = false;
+  bool check_config = false;
+  std::string config_path;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
@@ -59,6 +120,11 @@ int Main(const std::vector<std::string>& args) {
     }
     if (a == "--check-firmware") {
       check = true;
+    } else if (a == "--check-config") {
+      check_config = true;
+    } else if (a == "--config") {
+      if (i + 1 >= args.size()) return Usage("--config needs a FILE");
+      config_path = args[++i];
     } else if (a == "--fdt" || a == "--transfer-list") {
       if (source.kind != FirmwareSource::Kind::kDefault) {
         return Usage("give one of --fdt and --transfer-list");
@@ -71,7 +137,7 @@ int Main(const std::vector<std::string>& args) {
       return Usage("unknown argument '" + a + "'");
     }
   }
-  absl::StatusOr<firmware_handoff::HandoffResult> result = ReadFirmware(source);
+  absl::StatusOr<firmware_handoff::PlatformResult> result = ReadFirmware(source);
   if (!result.ok()) {
     std::fprintf(stderr, "rmemd: %s\n", std::string(result.status().message()).c_str());
     return kUsage;
@@ -85,8 +151,32 @@ int Main(const std::vector<std::string>& args) {
                  firmware_handoff::ErrorKindName(e->kind), e->message.c_str());
     return kRejected;
   }
-  PrintCarveouts(source, std::get<std::vector<firmware_handoff::HandoffCarveout>>(*result));
-  std::printf("rmemd: serving guests is not built yet (virtio-rmem, issue 5); exiting\n");
+  const firmware_handoff::Platform& platform = std::get<firmware_handoff::Platform>(*result);
+  if (check_config && config_path.empty()) return Usage("--check-config needs --config FILE");
+  if (!check_config) PrintPlatform(source, platform);
+  if (config_path.empty()) {
+    std::printf("rmemd: no --config: nothing to serve; exiting\n");
+    return 0;
+  }
+  absl::StatusOr<RmemdConfig> config = LoadConfig(config_path);
+  if (!config.ok() && config.status().code() == absl::StatusCode::kNotFound) {
+    std::fprintf(stderr, "rmemd: %s\n", std::string(config.status().message()).c_str());
+    return kUsage;
+  }
+  absl::StatusOr<BrokerSetup> setup =
+      config.ok() ? MakeBrokerSetup(platform, *config) : config.status();
+  if (!setup.ok()) {
+    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
+                 std::string(setup.status().message()).c_str());
+    return kRejected;
+  }
+  if (check_config) {
+    std::printf("rmemd: %s fits %s: %zu guests, %zu heaps\n", config_path.c_str(),
+                Describe(source).c_str(), setup->guests.size(), setup->policy.heaps.size());
+    return 0;
+  }
+  PrintSetup(*config, *setup);
+  std::printf("rmemd: serving guests over vhost-user is not built yet (issue 5); exiting\n");
   return 0;
 }
 

@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Every example in docs/bindings/*.yaml compiles with dtc and, for the
-carve-out binding, is accepted by rmemd --check-firmware. TAP output.
+"""Every example in docs/bindings/*.yaml compiles with dtc and, when it uses
+our bindings, is accepted by rmemd --check-firmware. An example with device
+initiators (rmem,owner-vm) must also be listed by rmemd with each enabled
+initiator's owner, and the same example without its first access-controllers
+must be refused with RMEM_BAD_INITIATOR. TAP output.
 
 usage: binding_examples_test.py DTC RMEMD BINDING.yaml...
 """
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -30,6 +34,40 @@ def examples(yaml_text):
     return ["\n".join(b) + "\n" for b in blocks]
 
 
+def check_verdict(label, rmemd, dtb, want, want_error=None):
+    """rmemd --check-firmware gives `want` (and `want_error`) with the
+    contract's exit status."""
+    verdict = subprocess.run([rmemd, "--check-firmware", "--fdt", str(dtb)],
+                             capture_output=True, text=True)
+    try:
+        got = json.loads(verdict.stdout)
+    except json.JSONDecodeError:
+        got = {}
+    passed = (got.get("result") == want and verdict.returncode == (0 if want == "accept" else 1)
+              and (want_error is None or got.get("error") == want_error))
+    what = want if want_error is None else f"{want} {want_error}"
+    return (f"{label}: rmemd --check-firmware says {what}", passed,
+            verdict.stdout + verdict.stderr)
+
+
+def check_listing(label, rmemd, dtb, example):
+    """rmemd lists every enabled initiator of the example with its owner VM
+    and no disabled one."""
+    listing = subprocess.run([rmemd, "--fdt", str(dtb)], capture_output=True, text=True)
+    nodes = re.findall(r"(\S+@[0-9a-f]+) \{([^{}]*rmem,owner-vm = \"([^\"]+)\"[^{}]*)\}",
+                       example)
+    missing = []
+    for node, body, owner in nodes:
+        disabled = 'status = "disabled"' in body
+        shown = re.search(rf"/{re.escape(node)}\s+{re.escape(owner)}\s", listing.stdout)
+        if bool(shown) == disabled:
+            missing.append(f"{node} (owner {owner}, {'disabled' if disabled else 'enabled'}) "
+                           f"{'listed' if shown else 'not listed'}")
+    return (f"{label}: rmemd lists its {len(nodes)} initiator nodes' owners (disabled ones not)",
+            listing.returncode == 0 and bool(nodes) and not missing,
+            "\n".join(missing) + "\n" + listing.stdout + listing.stderr)
+
+
 def main(argv):
     if len(argv) < 4:
         print(__doc__, file=sys.stderr)
@@ -49,17 +87,21 @@ def main(argv):
                                            str(dts)], capture_output=True, text=True)
                 checks.append((f"{name}: example {i} compiles with dtc",
                                compiled.returncode == 0, compiled.stderr))
-                if compiled.returncode != 0 or "rmem,carveout" not in example:
+                if compiled.returncode != 0:
                     continue
-                verdict = subprocess.run([rmemd, "--check-firmware", "--fdt", str(dtb)],
-                                         capture_output=True, text=True)
-                try:
-                    result = json.loads(verdict.stdout).get("result")
-                except json.JSONDecodeError:
-                    result = None
-                checks.append((f"{name}: example {i} is accepted by rmemd --check-firmware",
-                               verdict.returncode == 0 and result == "accept",
-                               verdict.stdout + verdict.stderr))
+                if "rmem,carveout" in example or "rmem,owner-vm" in example:
+                    checks.append(check_verdict(f"{name}: example {i}", rmemd, dtb, "accept"))
+                if "rmem,owner-vm" in example:
+                    checks.append(check_listing(f"{name}: example {i}", rmemd, dtb, example))
+                    broken = dts.with_name(dts.stem + ".broken.dts")
+                    broken.write_text("/dts-v1/;\n" + re.sub(r"access-controllers = <[^>]*>;", "",
+                                                             example, count=1))
+                    broken_dtb = broken.with_suffix(".dtb")
+                    subprocess.run([dtc, "-q", "-I", "dts", "-O", "dtb", "-o", str(broken_dtb),
+                                    str(broken)], check=True)
+                    checks.append(check_verdict(
+                        f"{name}: example {i} without its first access-controllers", rmemd,
+                        broken_dtb, "reject", "RMEM_BAD_INITIATOR"))
     print(f"1..{len(checks)}")
     for n, (description, passed, details) in enumerate(checks, 1):
         print(f"{'ok' if passed else 'not ok'} {n} - {description}")

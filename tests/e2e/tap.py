@@ -23,9 +23,13 @@ def images_missing():
 
 def report(checks, console_lines=30):
     """checks: [(description, passed, [detail lines], SocResult)]. Prints TAP,
-    returns the process exit status."""
+    returns the process exit status. A failed check's details go to stderr
+    too, and each boot with a failed check has its whole console there once:
+    meson's --print-errorlogs shows only stderr, and a CI log must say why a
+    check failed, not just that it did."""
     print(f"1..{len(checks)}")
     failed = 0
+    failed_boots = []
     for number, (description, passed, details, result) in enumerate(checks, 1):
         print(f"{'ok' if passed else 'not ok'} {number} - {description}")
         for line in details:
@@ -35,6 +39,15 @@ def report(checks, console_lines=30):
             print("# console tail:")
             for line in result.console.splitlines()[-console_lines:]:
                 print(f"#   {line}")
+            print(f"FAILED {number} - {description}", file=sys.stderr)
+            for line in details:
+                print(f"  {line}", file=sys.stderr)
+            if all(result is not seen for seen in failed_boots):
+                failed_boots.append(result)
+    for result in failed_boots:
+        print(f"--- console of the {result.scenario} boot ({result.mode}), "
+              f"{result.seconds:.1f} s ---", file=sys.stderr)
+        print(result.console, file=sys.stderr, end="" if result.console.endswith("\n") else "\n")
     return 1 if failed else 0
 
 

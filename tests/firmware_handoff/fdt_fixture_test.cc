@@ -53,7 +53,7 @@ const FirewallRef kTzc1 = Fw("/soc/tzc@ff000000", 1);
 // Fixture name → the outcome contract section 3 demands. Carve-outs are listed
 // by ascending base, as the reader must report them.
 const std::map<std::string, Outcome>& Expectations() {
-  static const auto* table = new std::map<std::string, Outcome>{
+  static auto* table = new std::map<std::string, Outcome>{
       // --- accept, every root/reserved-memory cell size (3.3, 3.4) ---
       {"accept_two_carveouts_cells11",
        std::vector{C("/reserved-memory/video@a0000000", 0xa0000000, 0x8000000, "secure-video", true, kTzc1),
@@ -174,6 +174,107 @@ const std::map<std::string, Outcome>& Expectations() {
       {"reject_order_node_order", ErrorKind::kRmemBadFirewall},
       {"reject_order_carveout_checks_before_memory", ErrorKind::kRmemMissingUseCase},
       {"reject_order_outside_memory_before_overlap", ErrorKind::kRmemOutsideMemory},
+      // --- the initiator binding's fixtures, as the contract sees them ---
+      {"initiator_accept_decoder_and_display",
+       std::vector{C("/reserved-memory/video@a0000000", 0xa0000000, 0x4000000, "secure-video", true,
+                     Fw("/soc/firewall@2a4a0000", 1))}},
+      {"initiator_reject_order_contract_first", ErrorKind::kRmemOverlap},
+  };
+  // Every other initiator_* fixture has no carve-outs: the contract accepts it
+  // whatever its initiators say.
+  for (const char* name : {
+           "initiator_accept_max_access_defaults_to_read_write",
+           "initiator_accept_disabled_nodes_ignored",
+           "initiator_accept_nested_tree_order",
+           "initiator_accept_plain_access_controllers_ignored",
+           "initiator_accept_same_id_at_other_controller",
+           "initiator_reject_owner_missing",
+           "initiator_reject_owner_empty",
+           "initiator_reject_owner_no_value",
+           "initiator_reject_owner_two_strings",
+           "initiator_reject_owner_bad_character",
+           "initiator_reject_owner_too_long",
+           "initiator_reject_owner_is_cells",
+           "initiator_reject_no_access_controllers",
+           "initiator_reject_access_controllers_two_entries",
+           "initiator_reject_access_controllers_short",
+           "initiator_reject_access_controllers_unresolved",
+           "initiator_reject_access_controllers_cells_2",
+           "initiator_reject_access_controllers_not_a_controller",
+           "initiator_reject_max_access_unknown",
+           "initiator_reject_max_access_two_strings",
+           "initiator_reject_duplicate_firewall_id",
+           "initiator_reject_order_first_bad_node",
+       }) {
+    table->emplace(name, std::vector<HandoffCarveout>{});
+  }
+  return *table;
+}
+
+// The initiator binding (docs/bindings/rmem-initiator.yaml): what
+// ReadPlatformFromFdt reports for the initiator_* fixtures. Every other
+// fixture must get the contract's verdict from it, with no initiators.
+using InitiatorOutcome = std::variant<std::vector<HandoffInitiator>, ErrorKind>;
+
+HandoffInitiator I(const std::string& node, const std::string& owner, Access max,
+                   FirewallRef firewall) {
+  return HandoffInitiator{.node = node, .owner_vm = owner, .max_access = max,
+                          .firewall = std::move(firewall)};
+}
+
+const std::map<std::string, InitiatorOutcome>& InitiatorExpectations() {
+  const FirewallRef tzc4 = Fw("/soc/firewall@2a4a0000", 4);
+  const FirewallRef tzc5 = Fw("/soc/firewall@2a4a0000", 5);
+  static const auto* table = new std::map<std::string, InitiatorOutcome>{
+      {"initiator_accept_decoder_and_display",
+       std::vector{I("/soc/video-decoder@2a600000", "decrypt", Access::kReadWrite, tzc4),
+                   I("/soc/display@2a800000", "display", Access::kRead, tzc5)}},
+      {"initiator_accept_max_access_defaults_to_read_write",
+       std::vector{I("/soc/video-decoder@2a600000", "decrypt", Access::kReadWrite, tzc4),
+                   I("/soc/camera@2a900000", "camera_vm-1.0", Access::kWrite,
+                     Fw("/soc/firewall@2a4a0000", 6))}},
+      {"initiator_accept_disabled_nodes_ignored",
+       std::vector{I("/soc/display@2a800000", "display", Access::kRead, tzc4)}},
+      {"initiator_accept_nested_tree_order",
+       std::vector{I("/soc/bus@2b000000/gpu@2b100000", "infotainment", Access::kReadWrite,
+                     Fw("/soc/firewall@2a4b0000", 1)),
+                   I("/soc/display@2a800000", "display", Access::kRead, tzc5)}},
+      {"initiator_accept_plain_access_controllers_ignored", std::vector<HandoffInitiator>{}},
+      {"initiator_accept_same_id_at_other_controller",
+       std::vector{I("/soc/video-decoder@2a600000", "decrypt", Access::kReadWrite, tzc4),
+                   I("/soc/display@2a800000", "display", Access::kReadWrite,
+                     Fw("/soc/firewall@2a4b0000", 4))}},
+      {"initiator_reject_owner_missing", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_owner_empty", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_owner_no_value", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_owner_two_strings", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_owner_bad_character", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_owner_too_long", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_owner_is_cells", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_no_access_controllers", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_access_controllers_two_entries", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_access_controllers_short", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_access_controllers_unresolved", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_access_controllers_cells_2", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_access_controllers_not_a_controller", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_max_access_unknown", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_max_access_two_strings", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_duplicate_firewall_id", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_order_first_bad_node", ErrorKind::kRmemBadInitiator},
+      {"initiator_reject_order_contract_first", ErrorKind::kRmemOverlap},
+  };
+  return *table;
+}
+
+// The node each initiator rejection must name (the first bad one).
+const std::map<std::string, std::string>& InitiatorRejectNames() {
+  static const auto* table = new std::map<std::string, std::string>{
+      {"initiator_reject_order_first_bad_node", "/soc/display@2a800000:"},
+      {"initiator_reject_duplicate_firewall_id",
+       "/soc/video-decoder@2a600000 and /soc/display@2a800000"},
+      {"initiator_reject_owner_too_long", "/soc/video-decoder@2a600000:"},
+      {"initiator_reject_order_contract_first",
+       "/reserved-memory/a@a0000000 and /reserved-memory/b@a0100000 overlap"},
   };
   return *table;
 }
@@ -281,6 +382,55 @@ TEST_P(FdtFixture, ParsesToTheContractOutcome) {
   auto blob = ReadFile(DtbDir() / (name + ".dtb"));
   ASSERT_TRUE(blob.has_value()) << name << ".dtb is missing from " << DtbDir();
   ExpectOutcome(ParseFdt(*blob), Expectations().at(name));
+}
+
+TEST_P(FdtFixture, PlatformReaderAddsTheInitiatorBinding) {
+  const std::string& name = GetParam();
+  auto blob = ReadFile(DtbDir() / (name + ".dtb"));
+  ASSERT_TRUE(blob.has_value()) << name << ".dtb is missing from " << DtbDir();
+  const PlatformResult got = ReadPlatformFromFdt(*blob);
+  const HandoffResult contract = ParseFdt(*blob);
+  const auto* platform = std::get_if<Platform>(&got);
+  if (!InitiatorExpectations().contains(name)) {
+    // Not an initiator fixture: the contract's verdict, and no initiators.
+    ExpectOutcome(platform ? HandoffResult(platform->carveouts)
+                           : HandoffResult(std::get<HandoffError>(got)),
+                  Expectations().at(name));
+    if (platform) {
+      EXPECT_TRUE(platform->initiators.empty());
+    }
+    return;
+  }
+  const InitiatorOutcome& want = InitiatorExpectations().at(name);
+  if (const auto* kind = std::get_if<ErrorKind>(&want)) {
+    const auto* error = std::get_if<HandoffError>(&got);
+    ASSERT_NE(error, nullptr) << "want reject " << ErrorKindName(*kind) << ", got accept with "
+                              << std::get<Platform>(got).initiators.size() << " initiator(s)";
+    EXPECT_STREQ(ErrorKindName(error->kind), ErrorKindName(*kind)) << error->message;
+    if (InitiatorRejectNames().contains(name)) {
+      EXPECT_NE(error->message.find(InitiatorRejectNames().at(name)), std::string::npos)
+          << error->message;
+    } else {
+      EXPECT_NE(error->message.find("/soc/"), std::string::npos)
+          << "the message must name the node: " << error->message;
+    }
+    return;
+  }
+  ASSERT_NE(platform, nullptr) << "want accept, got " << ErrorKindName(std::get<HandoffError>(got).kind)
+                               << ": " << std::get<HandoffError>(got).message;
+  EXPECT_EQ(platform->initiators, std::get<std::vector<HandoffInitiator>>(want));
+  // The carve-outs are the contract's, untouched.
+  ExpectOutcome(HandoffResult(platform->carveouts), Expectations().at(name));
+  ASSERT_TRUE(std::holds_alternative<std::vector<HandoffCarveout>>(contract));
+}
+
+TEST(FdtFixtures, EveryInitiatorExpectationIsAFixture) {
+  for (const auto& [name, outcome] : InitiatorExpectations()) {
+    EXPECT_TRUE(Expectations().contains(name)) << name;
+  }
+  for (const auto& [name, outcome] : Expectations()) {
+    EXPECT_EQ(name.starts_with("initiator_"), InitiatorExpectations().contains(name)) << name;
+  }
 }
 
 std::vector<std::string> FixtureNames() {

@@ -499,5 +499,47 @@ TEST_F(TransferList, AlignmentFieldNotChecked) { ExpectAccepted(Valid().Alignmen
 
 TEST_F(TransferList, ReservedFieldNotChecked) { ExpectAccepted(Valid().Reserved(0xffffffff).Build()); }
 
+// --- the platform reader: the same walk, then carve-outs and initiators -------
+
+TEST_F(TransferList, Platform_SameCarveoutsAsTheContractReader) {
+  const TlImage image = Valid().Build();
+  const PlatformResult r = ReadPlatformFromTransferList(image.bytes());
+  const auto* platform = std::get_if<Platform>(&r);
+  ASSERT_NE(platform, nullptr) << ErrorKindName(std::get<HandoffError>(r).kind);
+  EXPECT_EQ(platform->carveouts, carveouts_);
+  EXPECT_TRUE(platform->initiators.empty());
+}
+
+TEST_F(TransferList, Platform_InitiatorsFromTheFdtEntry) {
+  TransferListBuilder b;
+  b.AddFdt(ReadFixture("initiator_accept_decoder_and_display"));
+  const TlImage image = b.Build();
+  const PlatformResult r = ReadPlatformFromTransferList(image.bytes());
+  const auto* platform = std::get_if<Platform>(&r);
+  ASSERT_NE(platform, nullptr) << ErrorKindName(std::get<HandoffError>(r).kind);
+  ASSERT_EQ(platform->initiators.size(), 2u);
+  EXPECT_EQ(platform->initiators[0].owner_vm, "decrypt");
+  EXPECT_EQ(platform->initiators[1].owner_vm, "display");
+  EXPECT_EQ(platform->initiators[1].max_access, Access::kRead);
+}
+
+TEST_F(TransferList, Platform_ListErrorsComeFirst) {
+  const TlImage image = Valid().Signature(0xdeadbeef).Build();
+  const PlatformResult r = ReadPlatformFromTransferList(image.bytes());
+  ASSERT_TRUE(std::holds_alternative<HandoffError>(r));
+  EXPECT_EQ(std::get<HandoffError>(r).kind, ErrorKind::kTlBadSignature);
+}
+
+TEST_F(TransferList, Platform_BadInitiatorInTheFdtEntry_Rejected) {
+  TransferListBuilder b;
+  b.AddFdt(ReadFixture("initiator_reject_duplicate_firewall_id"));
+  const TlImage image = b.Build();
+  const PlatformResult r = ReadPlatformFromTransferList(image.bytes());
+  ASSERT_TRUE(std::holds_alternative<HandoffError>(r));
+  EXPECT_EQ(std::get<HandoffError>(r).kind, ErrorKind::kRmemBadInitiator);
+  // The contract reader accepts the same list: initiators are not its business.
+  EXPECT_TRUE(std::holds_alternative<std::vector<HandoffCarveout>>(Parse(image)));
+}
+
 }  // namespace
 }  // namespace rmem::firmware_handoff

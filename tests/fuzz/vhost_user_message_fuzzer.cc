@@ -90,7 +90,7 @@ std::vector<Fd> MakeFds(const Chunk& chunk) {
   return fds;
 }
 
-void CheckDecoded(const Request& r) {
+void CheckDecoded(const FrontendMessage& r) {
   const RequestRule* rule = FindRequestRule(static_cast<uint32_t>(r.code));
   if (rule == nullptr) std::abort();
   switch (rule->payload) {
@@ -171,7 +171,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 9) return 0;
-  DecodeContext context;
+  FrontendDecodeContext context;
   context.state = (data[0] & 1) ? ConnectionState::kOwned : ConnectionState::kAwaitingOwner;
   std::memcpy(&context.protocol_features, data + 1, 8);
   context.offered_features = kFeatures;
@@ -200,7 +200,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         break;
       }
       if (!m->has_value()) continue;
-      absl::StatusOr<Request> r = DecodeRequest(**std::move(m), context);
+      absl::StatusOr<FrontendMessage> r = DecodeFrontendRequest(**std::move(m), context);
       if (r.ok()) CheckDecoded(*r);
     }
   }

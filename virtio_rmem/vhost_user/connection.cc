@@ -125,9 +125,9 @@ void Connection::HandleMessage(vhost_user::Message message) {
   const uint32_t code = message.header.request;
   const bool need_reply = (message.header.flags & vhost_user::kFlagNeedReply) != 0;
   const RequestRule* rule = FindRequestRule(code);
-  const DecodeContext context{state_, protocol_features_, shape_.features, shape_.protocol_features,
+  const FrontendDecodeContext context{state_, protocol_features_, shape_.features, shape_.protocol_features,
                               static_cast<int>(rings_.size())};
-  absl::StatusOr<Request> request = DecodeRequest(std::move(message), context);
+  absl::StatusOr<FrontendMessage> request = DecodeFrontendRequest(std::move(message), context);
   absl::StatusOr<Reply> reply =
       request.ok() ? Dispatch(*request) : absl::StatusOr<Reply>(request.status());
   if (broken_) return;
@@ -162,7 +162,7 @@ void Connection::HandleMessage(vhost_user::Message message) {
   if (!sent.ok()) Break(sent);
 }
 
-absl::StatusOr<Connection::Reply> Connection::Dispatch(Request& request) {
+absl::StatusOr<Connection::Reply> Connection::Dispatch(FrontendMessage& request) {
   switch (request.code) {
     case FrontendRequest::kGetFeatures:
       return Body(shape_.features);
@@ -246,7 +246,7 @@ absl::StatusOr<Connection::Reply> Connection::GetConfig(const ConfigSpec& spec) 
   return out;
 }
 
-absl::StatusOr<Connection::Reply> Connection::SetMemTable(Request& request) {
+absl::StatusOr<Connection::Reply> Connection::SetMemTable(FrontendMessage& request) {
   const std::vector<MemRegionSpec>& regions = request.regions;
   absl::StatusOr<std::unique_ptr<MemoryTable>> table = MemoryTable::Map(regions, request.fds);
   if (!table.ok()) {
@@ -304,7 +304,7 @@ absl::StatusOr<std::optional<SplitQueue>> Connection::BuildQueue(
   return std::optional<SplitQueue>(*std::move(q));
 }
 
-absl::StatusOr<Connection::Reply> Connection::RingRequest(Request& request) {
+absl::StatusOr<Connection::Reply> Connection::RingRequest(FrontendMessage& request) {
   const std::string name = Named(request.code);
   if (request.code == FrontendRequest::kSetVringAddr) {
     const VringAddrSpec& a = request.addr;
@@ -376,7 +376,7 @@ absl::StatusOr<Connection::Reply> Connection::RingRequest(Request& request) {
   return reply;
 }
 
-absl::StatusOr<Connection::Reply> Connection::SetVringFile(Request& request) {
+absl::StatusOr<Connection::Reply> Connection::SetVringFile(FrontendMessage& request) {
   const VringFileSpec& f = request.file;
   Ring& r = rings_[f.index];
   const std::string what = absl::StrCat(Named(request.code), ": ring ", f.index);

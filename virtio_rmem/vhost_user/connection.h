@@ -103,12 +103,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnSocketReady();
   void HandleMessage(vhost_user::Message message);
-  absl::StatusOr<Reply> Dispatch(Request& request);
+  absl::StatusOr<Reply> Dispatch(FrontendMessage& request);
   absl::Status SendReply(uint32_t request, std::span<const uint8_t> body);
 
-  absl::StatusOr<Reply> SetMemTable(Request& request);
-  absl::StatusOr<Reply> RingRequest(Request& request);
-  absl::StatusOr<Reply> SetVringFile(Request& request);
+  absl::StatusOr<Reply> SetMemTable(FrontendMessage& request);
+  absl::StatusOr<Reply> RingRequest(FrontendMessage& request);
+  absl::StatusOr<Reply> SetVringFile(FrontendMessage& request);
   absl::StatusOr<Reply> GetConfig(const ConfigSpec& spec);
   void ResetRings();
 

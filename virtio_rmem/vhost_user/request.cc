@@ -51,7 +51,7 @@ std::optional<size_t> WantedSize(PayloadKind kind, const std::vector<uint8_t>& p
 
 class Decoder {
  public:
-  Decoder(const vhost_user::Message& m, const DecodeContext& c)
+  Decoder(const vhost_user::Message& m, const FrontendDecodeContext& c)
       : message_(m),
         context_(c),
         name_(vhost_user::NamedRequest(vhost_user::RequestSpace::kFrontend, m.header.request)) {}
@@ -124,14 +124,14 @@ class Decoder {
 
  private:
   const vhost_user::Message& message_;
-  const DecodeContext& context_;
+  const FrontendDecodeContext& context_;
   const std::string name_;
 };
 
 // Decodes the body of a request that passed the rule checks into `out`;
 // `want_fds` is set for the payloads that say how many fds come with them.
 absl::Status DecodeBody(const RequestRule& rule, const Decoder& d, const std::vector<uint8_t>& p,
-                        const DecodeContext& context, Request& out, size_t& want_fds) {
+                        const FrontendDecodeContext& context, FrontendMessage& out, size_t& want_fds) {
   switch (rule.payload) {
     case PayloadKind::kNone:
       return absl::OkStatus();
@@ -233,7 +233,7 @@ absl::Status DecodeBody(const RequestRule& rule, const Decoder& d, const std::ve
 
 }  // namespace
 
-absl::StatusOr<Request> DecodeRequest(vhost_user::Message message, const DecodeContext& context) {
+absl::StatusOr<FrontendMessage> DecodeFrontendRequest(vhost_user::Message message, const FrontendDecodeContext& context) {
   const uint32_t code = message.header.request;
   const std::string name = vhost_user::NamedRequest(vhost_user::RequestSpace::kFrontend, code);
   const RequestRule* rule = FindRequestRule(code);
@@ -247,7 +247,7 @@ absl::StatusOr<Request> DecodeRequest(vhost_user::Message message, const DecodeC
   }
   const Decoder d(message, context);
   if (absl::Status s = d.CheckSize(rule->payload); !s.ok()) return s;
-  Request out;
+  FrontendMessage out;
   out.code = rule->request;
   out.need_reply = (message.header.flags & vhost_user::kFlagNeedReply) != 0;
   size_t want_fds = rule->fds == FdRule::kOne ? 1 : 0;

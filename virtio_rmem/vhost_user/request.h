@@ -39,7 +39,7 @@ struct VringAddrSpec {
 
 struct VringFileSpec {
   uint32_t index = 0;
-  bool has_fd = false;  // the fd is Request::fds[0]
+  bool has_fd = false;  // the fd is FrontendMessage::fds[0]
 };
 
 struct ConfigSpec {
@@ -51,7 +51,7 @@ struct ConfigSpec {
 
 // A decoded request: `code` says which payload field holds its body
 // (states.h: kRequestRules' PayloadKind); the others stay empty.
-struct Request {
+struct FrontendMessage {
   vhost_user::FrontendRequest code;
   bool need_reply = false;
   uint64_t u64 = 0;                    // kU64
@@ -64,7 +64,7 @@ struct Request {
 };
 
 // What the decoder needs to know about the connection.
-struct DecodeContext {
+struct FrontendDecodeContext {
   ConnectionState state = ConnectionState::kAwaitingOwner;
   uint64_t protocol_features = 0;  // negotiated
   uint64_t offered_features = 0;   // GET_FEATURES
@@ -83,6 +83,6 @@ struct DecodeContext {
 //                       base above 0xffff, memory regions that are empty,
 //                       overflow or overlap, a config range past 256 bytes.
 // Fds of a rejected message are closed.
-absl::StatusOr<Request> DecodeRequest(vhost_user::Message message, const DecodeContext& context);
+absl::StatusOr<FrontendMessage> DecodeFrontendRequest(vhost_user::Message message, const FrontendDecodeContext& context);
 
 }  // namespace rmem::virtio_rmem

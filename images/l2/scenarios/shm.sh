@@ -9,6 +9,9 @@
 #                                rmem-vmm must stop the guest here
 #   RMEM-L2-SHM-NOT-STOPPED      printed only if it did not
 #   RMEM-L2-SHM-NO-ACK <offset>  the back-end never set that mailbox word
+# rmem.shmcase=probe breaks no rule: instead, rmem_l2_probe.ko checks that
+# the read-write mailbox page behaves as Normal memory (lib/probe.sh) and
+# the guest powers off normally.
 param() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 hex() { printf '0x%x' "$1"; }
 BASE=$(param rmem.shm)
@@ -33,6 +36,12 @@ devmem "$(hex "$MAILBOX")" 32 1                   # word 0: please remap
 wait_word 4
 echo "RMEM-L2-SHM-REMAP $(devmem "$BASE" 32)"
 wait_word 12  # word 3: the back-end's script (and benchmark) is done
+
+if [ "$CASE" = probe ]; then
+  . /scenarios/lib/probe.sh
+  probe_normal_memory "$(hex "$MAILBOX")"
+  exit $?
+fi
 
 echo "RMEM-L2-SHM-TRY $CASE"
 case "$CASE" in

@@ -5,10 +5,13 @@
 // and no guest driver are needed. See images/l1/scenarios/vmm_shm.sh.
 //
 // The device: VIRTIO ID kTestDeviceId, no queues in use, one shared memory
-// region (id 0, kRegionSize). Its memory is one memfd of three 1 MiB pages:
-//   fd 0 MiB: "piece A", every word kPatternA
-//   fd 1 MiB: "piece B", every word kPatternB
-//   fd 2 MiB: the mailbox, zeros
+// region (id 0, kRegionSize). Its memory is three 1 MiB pages, of a memfd
+// or, with --carveout PHYS, of restricted memory: /dev/rmem-carveout
+// (host_driver/rmem_carveout) at physical address PHYS, whose fd and
+// offsets (PHYS + ...) then go to rmem-vmm as they are:
+//   base + 0 MiB: "piece A", every word kPatternA
+//   base + 1 MiB: "piece B", every word kPatternB
+//   base + 2 MiB: the mailbox, zeros
 // The script, once rmem-vmm has connected (each step prints a marker):
 //   1. invalid maps and unmaps, each must be refused  RMEM-BACKEND-REFUSED n/m
 //   2. map A read-only at region offset 0, the mailbox read-write at 1 MiB
@@ -75,19 +78,34 @@ void Marker(const std::string& line) {
 // The memory behind the region, and our own view of it.
 struct Pieces {
   Fd fd;
+  uint64_t base = 0;          // fd offset of piece A
   uint32_t* words = nullptr;  // 3 MiB
   uint32_t* mailbox() const { return words + 2 * kMiB / 4; }
 };
 
-Pieces MakePieces() {
+constexpr const char* kCarveoutDevice = "/dev/rmem-carveout";
+
+// carveout: nullopt for a memfd, else the physical address of piece A.
+Pieces MakePieces(std::optional<uint64_t> carveout) {
   Pieces p;
-  p.fd = Fd(memfd_create("rmem-shmem-test", MFD_CLOEXEC));
-  if (!p.fd.valid() || ftruncate(p.fd.get(), 3 * kMiB) != 0) Die("cannot create the memfd");
-  void* m = mmap(nullptr, 3 * kMiB, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd.get(), 0);
-  if (m == MAP_FAILED) Die("cannot map the memfd");
+  if (carveout) {
+    p.fd = Fd(open(kCarveoutDevice, O_RDWR | O_CLOEXEC));
+    if (!p.fd.valid()) Die(absl::StrCat("cannot open ", kCarveoutDevice, ": ", std::strerror(errno)));
+    p.base = *carveout;
+  } else {
+    p.fd = Fd(memfd_create("rmem-shmem-test", MFD_CLOEXEC));
+    if (!p.fd.valid() || ftruncate(p.fd.get(), 3 * kMiB) != 0) Die("cannot create the memfd");
+  }
+  void* m = mmap(nullptr, 3 * kMiB, PROT_READ | PROT_WRITE, MAP_SHARED, p.fd.get(),
+                 static_cast<off_t>(p.base));
+  if (m == MAP_FAILED) {
+    Die(absl::StrCat("cannot map 3 MiB of the pieces' fd at 0x", absl::Hex(p.base), ": ",
+                     std::strerror(errno)));
+  }
   p.words = static_cast<uint32_t*>(m);
   std::fill_n(p.words, kMiB / 4, kPatternA);
   std::fill_n(p.words + kMiB / 4, kMiB / 4, kPatternB);
+  std::fill_n(p.mailbox(), kMiB / 4, 0u);  // a carve-out holds what it last held
   return p;
 }
 
@@ -150,32 +168,33 @@ void PrintLatencies(const char* what, std::vector<double>& us) {
 
 void RunScript(ShmemClient& shm, const Pieces& p, int bench_rounds) {
   const int fd = p.fd.get();
+  const uint64_t a = p.base, b = p.base + kMiB, mailbox_at = p.base + 2 * kMiB;
   // 1. Every one of these must be refused, and rmem-vmm must keep going.
   int refused = 0, tried = 0;
   auto must_fail = [&](uint64_t result) {
     ++tried;
     if (result != 0) ++refused;
   };
-  must_fail(shm.Map(fd, 0, kRegionSize, kPieceSize, false));           // outside the region
-  must_fail(shm.Map(fd, 0, kRegionSize - 4096, 2 * 4096, false));      // runs past its end
-  must_fail(shm.Map(fd, 0, 0x800, kPieceSize, false));                 // unaligned
-  must_fail(shm.Map(fd, 0, 0, 0, false));                              // empty
-  must_fail(shm.Map(fd, 0, 0, kPieceSize, false, /*shmid=*/7));        // no such region
-  if (shm.Map(fd, 0, 0, kPieceSize, false) != 0) Die("mapping piece A was refused");
-  must_fail(shm.Map(fd, 0, kPieceSize / 2, kPieceSize, false));        // overlaps A
+  must_fail(shm.Map(fd, a, kRegionSize, kPieceSize, false));           // outside the region
+  must_fail(shm.Map(fd, a, kRegionSize - 4096, 2 * 4096, false));      // runs past its end
+  must_fail(shm.Map(fd, a, 0x800, kPieceSize, false));                 // unaligned
+  must_fail(shm.Map(fd, a, 0, 0, false));                              // empty
+  must_fail(shm.Map(fd, a, 0, kPieceSize, false, /*shmid=*/7));        // no such region
+  if (shm.Map(fd, a, 0, kPieceSize, false) != 0) Die("mapping piece A was refused");
+  must_fail(shm.Map(fd, a, kPieceSize / 2, kPieceSize, false));        // overlaps A
   must_fail(shm.Unmap(0, 4096));                                       // not exactly A
   must_fail(shm.Unmap(2 * kMiB, kPieceSize));                          // nothing there
   Marker(absl::StrCat("RMEM-BACKEND-REFUSED ", refused, "/", tried));
 
   // 2. The mailbox, read-write.
-  if (shm.Map(fd, 2 * kMiB, kMailboxOffset, 4096, true) != 0) Die("mapping the mailbox failed");
+  if (shm.Map(fd, mailbox_at, kMailboxOffset, 4096, true) != 0) Die("mapping the mailbox failed");
   Marker("RMEM-BACKEND-READY");
 
   // 3. Remap on request.
   volatile uint32_t* mailbox = p.mailbox();
   if (!WaitFor(&mailbox[0], 1)) Die("the guest never asked for the remap");
   if (shm.Unmap(0, kPieceSize) != 0) Die("unmapping piece A failed");
-  if (shm.Map(fd, kMiB, 0, kPieceSize, false) != 0) Die("mapping piece B failed");
+  if (shm.Map(fd, b, 0, kPieceSize, false) != 0) Die("mapping piece B failed");
   mailbox[1] = 1;
   Marker("RMEM-BACKEND-REMAPPED");
 
@@ -188,7 +207,7 @@ void RunScript(ShmemClient& shm, const Pieces& p, int bench_rounds) {
     const uint64_t offset = 2 * kMiB;  // an unused part of the region
     for (int i = 0; i < bench_rounds; ++i) {
       const auto t0 = std::chrono::steady_clock::now();
-      if (shm.Map(fd, 0, offset, kPieceSize, true) != 0) Die("bench map failed");
+      if (shm.Map(fd, a, offset, kPieceSize, true) != 0) Die("bench map failed");
       const auto t1 = std::chrono::steady_clock::now();
       if (shm.Unmap(offset, kPieceSize) != 0) Die("bench unmap failed");
       const auto t2 = std::chrono::steady_clock::now();
@@ -264,6 +283,8 @@ void ServeFrontend(Channel& channel, Pieces& pieces, int bench_rounds) {
 int Main(int argc, char** argv) {
   std::string socket_path;
   int bench_rounds = 0;
+  std::optional<uint64_t> carveout;
+  uint64_t carveout_address = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--socket" && i + 1 < argc) {
@@ -271,11 +292,16 @@ int Main(int argc, char** argv) {
     } else if (a == "--bench" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &bench_rounds) &&
                bench_rounds >= 0) {
       ++i;
+    } else if (a == "--carveout" && i + 1 < argc &&
+               absl::SimpleHexAtoi(argv[i + 1], &carveout_address)) {
+      carveout = carveout_address;
+      ++i;
     } else {
       std::fprintf(stderr,
-                   "usage: rmem-shmem-test-backend --socket PATH [--bench N]\n"
+                   "usage: rmem-shmem-test-backend --socket PATH [--bench N] [--carveout PHYS]\n"
                    "TEST ONLY: a vhost-user back-end exercising rmem-vmm's shared memory\n"
-                   "region (VIRTIO ID %u); see the comment at the top of its source.\n",
+                   "region (VIRTIO ID %u); see the comment at the top of its source.\n"
+                   "--carveout: the pieces are 3 MiB of /dev/rmem-carveout at PHYS (hex).\n",
                    kTestDeviceId);
       return a == "--help" ? 0 : 2;
     }
@@ -292,7 +318,7 @@ int Main(int argc, char** argv) {
       listen(listener.get(), 1) != 0) {
     Die(absl::StrCat("cannot listen on ", socket_path, ": ", std::strerror(errno)));
   }
-  Pieces pieces = MakePieces();
+  Pieces pieces = MakePieces(carveout);
   Fd conn(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!conn.valid()) Die("accept failed");
   Channel channel(std::move(conn), "rmem-vmm", RequestSpace::kFrontend);

@@ -24,8 +24,8 @@ using vhost_user::Message;
 
 constexpr uint64_t Bit(int n) { return uint64_t{1} << n; }
 
-DecodeContext Owned(uint64_t protocol_features = ~uint64_t{0}) {
-  DecodeContext c;
+FrontendDecodeContext Owned(uint64_t protocol_features = ~uint64_t{0}) {
+  FrontendDecodeContext c;
   c.state = ConnectionState::kOwned;
   c.protocol_features = protocol_features;
   c.offered_features = Bit(32) | Bit(30) | Bit(0);
@@ -50,114 +50,114 @@ Message Empty(FrontendRequest r, int nfds = 0) {
   return m;
 }
 
-void ExpectRejected(absl::StatusOr<Request> r, absl::StatusCode code, absl::string_view text) {
+void ExpectRejected(absl::StatusOr<FrontendMessage> r, absl::StatusCode code, absl::string_view text) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), code) << r.status();
   EXPECT_THAT(r.status().message(), HasSubstr(text));
 }
 
 TEST(RequestDecoderTest, GetFeatures_Decoded) {
-  absl::StatusOr<Request> r = DecodeRequest(Empty(FrontendRequest::kGetFeatures), {});
+  absl::StatusOr<FrontendMessage> r = DecodeFrontendRequest(Empty(FrontendRequest::kGetFeatures), {});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->code, FrontendRequest::kGetFeatures);
 }
 
 TEST(RequestDecoderTest, UnknownRequest_Unimplemented) {
-  ExpectRejected(DecodeRequest(Empty(FrontendRequest::kSetLogBase), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Empty(FrontendRequest::kSetLogBase), Owned()),
                  absl::StatusCode::kUnimplemented, "SET_LOG_BASE (6)");
   Message m = Empty(FrontendRequest::kGetFeatures);
   m.header.request = 999;
-  ExpectRejected(DecodeRequest(std::move(m), Owned()), absl::StatusCode::kUnimplemented, "(999)");
+  ExpectRejected(DecodeFrontendRequest(std::move(m), Owned()), absl::StatusCode::kUnimplemented, "(999)");
 }
 
 TEST(RequestDecoderTest, MemTableBeforeOwner_FailedPrecondition) {
-  ExpectRejected(DecodeRequest(Empty(FrontendRequest::kSetMemTable), {}),
+  ExpectRejected(DecodeFrontendRequest(Empty(FrontendRequest::kSetMemTable), {}),
                  absl::StatusCode::kFailedPrecondition, "before SET_OWNER");
 }
 
 TEST(RequestDecoderTest, GatedRequestWithoutItsProtocolFeature_FailedPrecondition) {
-  ExpectRejected(DecodeRequest(Empty(FrontendRequest::kGetShmemConfig), Owned(0)),
+  ExpectRejected(DecodeFrontendRequest(Empty(FrontendRequest::kGetShmemConfig), Owned(0)),
                  absl::StatusCode::kFailedPrecondition, "protocol feature bit 22");
 }
 
 TEST(RequestDecoderTest, WrongPayloadSize_InvalidArgument) {
   Message m = Msg(FrontendRequest::kSetVringNum, uint32_t{8});
-  ExpectRejected(DecodeRequest(std::move(m), Owned()), absl::StatusCode::kInvalidArgument,
+  ExpectRejected(DecodeFrontendRequest(std::move(m), Owned()), absl::StatusCode::kInvalidArgument,
                  "payload of 4 bytes (want 8)");
-  ExpectRejected(DecodeRequest(Msg(FrontendRequest::kSetOwner, uint64_t{0}), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Msg(FrontendRequest::kSetOwner, uint64_t{0}), Owned()),
                  absl::StatusCode::kInvalidArgument, "payload of 8 bytes (want 0)");
 }
 
 TEST(RequestDecoderTest, UnexpectedFds_InvalidArgumentAndClosed) {
   Message m = Empty(FrontendRequest::kSetOwner, 2);
   const int fd = m.fds[0].get();
-  ExpectRejected(DecodeRequest(std::move(m), Owned()), absl::StatusCode::kInvalidArgument,
+  ExpectRejected(DecodeFrontendRequest(std::move(m), Owned()), absl::StatusCode::kInvalidArgument,
                  "2 fds (want 0)");
   EXPECT_EQ(fcntl(fd, F_GETFD), -1) << "the rejected message's fd leaked";
 }
 
 TEST(RequestDecoderTest, SetFeatures_BitsNotOffered_InvalidArgument) {
-  ExpectRejected(DecodeRequest(Msg(FrontendRequest::kSetFeatures, Bit(32) | Bit(28)), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Msg(FrontendRequest::kSetFeatures, Bit(32) | Bit(28)), Owned()),
                  absl::StatusCode::kInvalidArgument, "did not offer (0x10000000)");
 }
 
 TEST(RequestDecoderTest, SetProtocolFeatures_BitsNotOffered_InvalidArgument) {
-  ExpectRejected(DecodeRequest(Msg(FrontendRequest::kSetProtocolFeatures, Bit(14)), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Msg(FrontendRequest::kSetProtocolFeatures, Bit(14)), Owned()),
                  absl::StatusCode::kInvalidArgument, "did not offer");
 }
 
 TEST(RequestDecoderTest, RingIndexBeyondQueues_InvalidArgument) {
   ExpectRejected(
-      DecodeRequest(Msg(FrontendRequest::kSetVringNum, vhost_user::VringState{2, 8}), Owned()),
+      DecodeFrontendRequest(Msg(FrontendRequest::kSetVringNum, vhost_user::VringState{2, 8}), Owned()),
       absl::StatusCode::kInvalidArgument, "ring 2 does not exist");
-  ExpectRejected(DecodeRequest(Msg(FrontendRequest::kSetVringCall, uint64_t{5}, 1), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Msg(FrontendRequest::kSetVringCall, uint64_t{5}, 1), Owned()),
                  absl::StatusCode::kInvalidArgument, "ring 5 does not exist");
 }
 
 TEST(RequestDecoderTest, VringNum_NotPowerOfTwoOrTooLarge_InvalidArgument) {
   for (uint32_t n : {0u, 3u, 2u * kMaxQueueSize, 0x80000000u}) {
     ExpectRejected(
-        DecodeRequest(Msg(FrontendRequest::kSetVringNum, vhost_user::VringState{0, n}), Owned()),
+        DecodeFrontendRequest(Msg(FrontendRequest::kSetVringNum, vhost_user::VringState{0, n}), Owned()),
         absl::StatusCode::kInvalidArgument, "not a power of two");
   }
 }
 
 TEST(RequestDecoderTest, VringBase_Above16Bits_InvalidArgument) {
   ExpectRejected(
-      DecodeRequest(Msg(FrontendRequest::kSetVringBase, vhost_user::VringState{0, 0x10000}),
+      DecodeFrontendRequest(Msg(FrontendRequest::kSetVringBase, vhost_user::VringState{0, 0x10000}),
                     Owned()),
       absl::StatusCode::kInvalidArgument, "not a 16-bit index");
 }
 
 TEST(RequestDecoderTest, VringEnable_NeitherZeroNorOne_InvalidArgument) {
   ExpectRejected(
-      DecodeRequest(Msg(FrontendRequest::kSetVringEnable, vhost_user::VringState{1, 2}), Owned()),
+      DecodeFrontendRequest(Msg(FrontendRequest::kSetVringEnable, vhost_user::VringState{1, 2}), Owned()),
       absl::StatusCode::kInvalidArgument, "neither 0 nor 1");
 }
 
 TEST(RequestDecoderTest, VringAddr_LogFlagOrUnknownFlags_InvalidArgument) {
   vhost_user::VringAddr a{};
   a.flags = vhost_user::kVringAddrFLog;
-  ExpectRejected(DecodeRequest(Msg(FrontendRequest::kSetVringAddr, a), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Msg(FrontendRequest::kSetVringAddr, a), Owned()),
                  absl::StatusCode::kInvalidArgument, "logging");
   a.flags = 0x10;
-  ExpectRejected(DecodeRequest(Msg(FrontendRequest::kSetVringAddr, a), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Msg(FrontendRequest::kSetVringAddr, a), Owned()),
                  absl::StatusCode::kInvalidArgument, "unknown flag bits");
 }
 
 TEST(RequestDecoderTest, VringFile_ReservedBits_InvalidArgument) {
-  ExpectRejected(DecodeRequest(Msg(FrontendRequest::kSetVringKick, uint64_t{1} << 9, 1), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Msg(FrontendRequest::kSetVringKick, uint64_t{1} << 9, 1), Owned()),
                  absl::StatusCode::kInvalidArgument, "reserved bits");
 }
 
 TEST(RequestDecoderTest, VringFile_FdCountMustMatchNoFdBit) {
-  ExpectRejected(DecodeRequest(Msg(FrontendRequest::kSetVringCall, uint64_t{0}, 0), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Msg(FrontendRequest::kSetVringCall, uint64_t{0}, 0), Owned()),
                  absl::StatusCode::kInvalidArgument, "0 fds (want 1)");
   ExpectRejected(
-      DecodeRequest(Msg(FrontendRequest::kSetVringCall, vhost_user::kVringNoFd, 1), Owned()),
+      DecodeFrontendRequest(Msg(FrontendRequest::kSetVringCall, vhost_user::kVringNoFd, 1), Owned()),
       absl::StatusCode::kInvalidArgument, "1 fds (want 0)");
-  absl::StatusOr<Request> ok =
-      DecodeRequest(Msg(FrontendRequest::kSetVringCall, vhost_user::kVringNoFd | 1, 0), Owned());
+  absl::StatusOr<FrontendMessage> ok =
+      DecodeFrontendRequest(Msg(FrontendRequest::kSetVringCall, vhost_user::kVringNoFd | 1, 0), Owned());
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ(ok->file.index, 1u);
   EXPECT_FALSE(ok->file.has_fd);
@@ -174,7 +174,7 @@ Message MemTable(std::vector<vhost_user::MemoryRegion> regions, int nfds) {
 }
 
 TEST(RequestDecoderTest, MemTable_Valid_Decoded) {
-  absl::StatusOr<Request> r = DecodeRequest(MemTable({{0x40000000, 0x100000, 0x7f0000000000, 0},
+  absl::StatusOr<FrontendMessage> r = DecodeFrontendRequest(MemTable({{0x40000000, 0x100000, 0x7f0000000000, 0},
                                                       {0x80000000, 0x1000, 0x7f1000000000, 0x1000}},
                                                      2),
                                             Owned());
@@ -186,40 +186,40 @@ TEST(RequestDecoderTest, MemTable_Valid_Decoded) {
 }
 
 TEST(RequestDecoderTest, MemTable_NoRegionsOrTooMany_InvalidArgument) {
-  ExpectRejected(DecodeRequest(MemTable({}, 0), Owned()), absl::StatusCode::kInvalidArgument,
+  ExpectRejected(DecodeFrontendRequest(MemTable({}, 0), Owned()), absl::StatusCode::kInvalidArgument,
                  "0 memory regions");
   Message m = MemTable({{1, 1, 1, 0}}, 1);
   std::memcpy(m.payload.data(), "\x09\0\0\0", 4);  // nregions 9, payload for one
-  ExpectRejected(DecodeRequest(std::move(m), Owned()), absl::StatusCode::kInvalidArgument,
+  ExpectRejected(DecodeFrontendRequest(std::move(m), Owned()), absl::StatusCode::kInvalidArgument,
                  "payload of 40 bytes (want 264)");
 }
 
 TEST(RequestDecoderTest, MemTable_FdsNotOnePerRegion_InvalidArgument) {
-  ExpectRejected(DecodeRequest(MemTable({{0x1000, 0x1000, 0x1000, 0}}, 2), Owned()),
+  ExpectRejected(DecodeFrontendRequest(MemTable({{0x1000, 0x1000, 0x1000, 0}}, 2), Owned()),
                  absl::StatusCode::kInvalidArgument, "2 fds (want 1)");
 }
 
 TEST(RequestDecoderTest, MemTable_EmptyRegion_InvalidArgument) {
-  ExpectRejected(DecodeRequest(MemTable({{0x1000, 0, 0x1000, 0}}, 1), Owned()),
+  ExpectRejected(DecodeFrontendRequest(MemTable({{0x1000, 0, 0x1000, 0}}, 1), Owned()),
                  absl::StatusCode::kInvalidArgument, "empty");
 }
 
 TEST(RequestDecoderTest, MemTable_RegionOverflows_InvalidArgument) {
-  ExpectRejected(DecodeRequest(MemTable({{UINT64_MAX - 0xfff, 0x2000, 0x1000, 0}}, 1), Owned()),
+  ExpectRejected(DecodeFrontendRequest(MemTable({{UINT64_MAX - 0xfff, 0x2000, 0x1000, 0}}, 1), Owned()),
                  absl::StatusCode::kInvalidArgument, "passes 2^64");
-  ExpectRejected(DecodeRequest(MemTable({{0x1000, 0x2000, UINT64_MAX, 0}}, 1), Owned()),
+  ExpectRejected(DecodeFrontendRequest(MemTable({{0x1000, 0x2000, UINT64_MAX, 0}}, 1), Owned()),
                  absl::StatusCode::kInvalidArgument, "passes 2^64");
-  ExpectRejected(DecodeRequest(MemTable({{0x1000, 0x2000, 0x1000, UINT64_MAX - 1}}, 1), Owned()),
+  ExpectRejected(DecodeFrontendRequest(MemTable({{0x1000, 0x2000, 0x1000, UINT64_MAX - 1}}, 1), Owned()),
                  absl::StatusCode::kInvalidArgument, "passes 2^64");
 }
 
 TEST(RequestDecoderTest, MemTable_OverlappingRegions_InvalidArgument) {
   ExpectRejected(
-      DecodeRequest(MemTable({{0x1000, 0x2000, 0x10000, 0}, {0x2fff, 0x1000, 0x20000, 0}}, 2),
+      DecodeFrontendRequest(MemTable({{0x1000, 0x2000, 0x10000, 0}, {0x2fff, 0x1000, 0x20000, 0}}, 2),
                     Owned()),
       absl::StatusCode::kInvalidArgument, "overlaps region 0 in guest memory");
   ExpectRejected(
-      DecodeRequest(MemTable({{0x1000, 0x2000, 0x10000, 0}, {0x9000, 0x1000, 0x11000, 0}}, 2),
+      DecodeFrontendRequest(MemTable({{0x1000, 0x2000, 0x10000, 0}, {0x9000, 0x1000, 0x11000, 0}}, 2),
                     Owned()),
       absl::StatusCode::kInvalidArgument, "in the front-end's memory");
 }
@@ -236,19 +236,19 @@ Message Config(FrontendRequest r, uint32_t offset, uint32_t size, uint32_t flags
 }
 
 TEST(RequestDecoderTest, Config_RangePast256_InvalidArgument) {
-  ExpectRejected(DecodeRequest(Config(FrontendRequest::kGetConfig, 250, 8, 0, 8), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Config(FrontendRequest::kGetConfig, 250, 8, 0, 8), Owned()),
                  absl::StatusCode::kInvalidArgument, "passes 256 bytes");
-  ExpectRejected(DecodeRequest(Config(FrontendRequest::kGetConfig, UINT32_MAX, 8, 0, 8), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Config(FrontendRequest::kGetConfig, UINT32_MAX, 8, 0, 8), Owned()),
                  absl::StatusCode::kInvalidArgument, "passes 256 bytes");
 }
 
 TEST(RequestDecoderTest, Config_SizeDisagreesWithPayload_InvalidArgument) {
-  ExpectRejected(DecodeRequest(Config(FrontendRequest::kSetConfig, 0, 8, 0, 4), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Config(FrontendRequest::kSetConfig, 0, 8, 0, 4), Owned()),
                  absl::StatusCode::kInvalidArgument, "payload of 16 bytes (want 20)");
 }
 
 TEST(RequestDecoderTest, Config_UnknownFlags_InvalidArgument) {
-  ExpectRejected(DecodeRequest(Config(FrontendRequest::kSetConfig, 0, 4, 2, 4), Owned()),
+  ExpectRejected(DecodeFrontendRequest(Config(FrontendRequest::kSetConfig, 0, 4, 2, 4), Owned()),
                  absl::StatusCode::kInvalidArgument, "config flags 2");
 }
 

@@ -1,0 +1,82 @@
+// ShmRegionStage2: the Stage2 backend for guests served over vhost-user. A
+// guest sees a buffer inside its device's VIRTIO shared memory region: the
+// backend picks a free offset in that VM's region and asks the VM's VMM to
+// map the carve-out piece there (vhost-user SHMEM_MAP with the carve-out's
+// fd; read-only unless write is granted). The VMM turns that into a KVM
+// memory slot, so stage 2 enforces it. Map returns the region offset as the
+// GuestAddr: where in the region the guest finds the buffer (the VMM alone
+// knows the region's guest-physical base).
+//
+// A VM is mappable only while its VMM is attached. Detach (the VMM went
+// away) forgets its mappings: they went with the VMM's process. An unmap
+// the VMM does not confirm cannot be tolerated (Stage2::Unmap cannot fail,
+// and the broker scrubs and reuses the pages next): the backend then calls
+// the VM's `sever` callback, which must make the mapping unreachable before
+// it returns - rmemd kills the VMM (SIGKILL through a pidfd of the peer of
+// its socket) and waits for it to exit - and must not call into the broker
+// (the broker is mid-request); the VM's teardown follows from the event
+// loop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "broker/backend/carveout_memory.h"
+#include "broker/backend/stage2.h"
+#include "broker/carveout/page_allocator.h"
+
+namespace rmem {
+
+// What a VM's VMM connection does for the backend (SHMEM_MAP / SHMEM_UNMAP).
+class ShmRegionMapper {
+ public:
+  virtual ~ShmRegionMapper() = default;
+  virtual absl::Status Map(uint64_t region_offset, int fd, uint64_t fd_offset, uint64_t length,
+                           bool writable) = 0;
+  virtual absl::Status Unmap(uint64_t region_offset, uint64_t length) = 0;
+};
+
+class ShmRegionStage2 : public Stage2 {
+ public:
+  // Offsets of pieces of at least this size are aligned to it, so that the
+  // VMM's mapping can use 2 MiB stage-2 blocks.
+  static constexpr uint64_t kBlockSize = uint64_t{2} << 20;
+
+  explicit ShmRegionStage2(const CarveoutMemory& memory) : memory_(memory) {}
+
+  // The VM's VMM connected: its region is `region_size` bytes (a multiple
+  // of 4 KiB); `mapper` and `sever` stay valid until Detach.
+  // InvalidArgument for a bad size; FailedPrecondition if already attached.
+  absl::Status Attach(VmId vm, uint64_t region_size, ShmRegionMapper* mapper,
+                      std::function<void()> sever);
+  // The VM's VMM is gone: its mappings went with it. Idempotent.
+  void Detach(VmId vm);
+  bool attached(VmId vm) const { return vms_.contains(vm); }
+  // Bytes of the VM's region in use (0 when not attached).
+  uint64_t mapped_bytes(VmId vm) const;
+
+  // Unavailable when the VM's VMM is not attached; ResourceExhausted when
+  // its region has no room; the VMM's error when it refuses the map.
+  absl::StatusOr<GuestAddr> Map(VmId vm, PageRange pages, Access access) override;
+  void Unmap(VmId vm, PageRange pages) override;
+
+ private:
+  struct Mapping {
+    uint64_t offset;
+    PageRange slot;  // the offsets it occupies, as pages from offset 0
+  };
+  struct AttachedVm {
+    ShmRegionMapper* mapper;
+    std::function<void()> sever;
+    std::unique_ptr<PageAllocator> offsets;  // the region's offsets, as pages
+    absl::flat_hash_map<uint64_t, Mapping> by_first_pfn;  // host pfn -> mapping
+  };
+
+  const CarveoutMemory& memory_;
+  absl::flat_hash_map<VmId, AttachedVm> vms_;
+};
+
+}  // namespace rmem

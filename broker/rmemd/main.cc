@@ -1,17 +1,26 @@
-// rmemd, the restricted-memory broker daemon. Today it reads and validates
-// what firmware handed over (carve-out contract v1, initiator binding) and
-// reports it; serving
-// guests (virtio-rmem over vhost-user) comes with issue 5.
+// rmemd, the restricted-memory broker daemon: reads and validates what
+// firmware handed over (carve-out contract v1, initiator binding), joins it
+// with its configuration, and serves every configured guest a virtio-rmem
+// device over vhost-user from one broker (docs/rmemd.md).
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_format.h"
-#include "broker/rights.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/event_loop.h"
+#include "base/fd.h"
+#include "broker/rights.h"
 #include "broker/rmemd/config.h"
 #include "broker/rmemd/firmware_source.h"
+#include "broker/rmemd/service.h"
 #include "broker/rmemd/setup.h"
 
 namespace rmem::rmemd {
@@ -22,7 +31,7 @@ constexpr int kUsage = 2;
 
 constexpr char kUsageText[] =
     "usage: rmemd [--fdt FILE | --transfer-list FILE] [--check-firmware]\n"
-    "             [--config FILE [--check-config]]\n"
+    "             [--config FILE [--check-config] [--memory DEVICE|standin]]\n"
     "\n"
     "Reads the restricted-memory carve-outs and the device initiators firmware\n"
     "handed over: a flattened device tree (--fdt), an Arm Firmware Handoff\n"
@@ -36,12 +45,16 @@ constexpr char kUsageText[] =
     "                     docs/rmemd.md; example docs/rmemd.example.toml)\n"
     "  --check-config     check the configuration against the firmware and\n"
     "                     exit: 0 it fits, 1 it does not\n"
+    "  --memory DEVICE    where carve-out pages are reached (default\n"
+    "                     /dev/rmem-carveout, host_driver/rmem_carveout);\n"
+    "                     'standin': memfds, ordinary host memory (tests only)\n"
     "  --help             this text\n"
     "\n"
-    "Otherwise rmemd lists the carve-outs and initiators, and with --config the\n"
-    "guests and heaps, or refuses to start (exit 1) naming what is wrong.\n"
-    "Exit 2: a usage error or a file that cannot be read. Serving guests\n"
-    "(virtio-rmem over vhost-user) is not built yet.\n";
+    "Otherwise rmemd lists the carve-outs and initiators; with --config it\n"
+    "lists the guests and heaps and serves each guest a virtio-rmem device on\n"
+    "its vhost-user socket until SIGTERM or SIGINT (exit 0), or refuses to\n"
+    "start (exit 1) naming what is wrong. Exit 2: a usage error or a file that\n"
+    "cannot be read.\n";
 
 int Usage(const std::string& why) {
   std::fprintf(stderr, "rmemd: %s (see --help)\n", why.c_str());
@@ -107,11 +120,77 @@ void PrintSetup(const RmemdConfig& config, const BrokerSetup& setup) {
   }
 }
 
+// Serves the guests until SIGTERM or SIGINT: exit 0 after an orderly stop
+// (every connection ended, every VM torn down), 1 if it cannot start.
+int Serve(const BrokerSetup& setup, const std::string& memory_choice) {
+  absl::StatusOr<std::unique_ptr<CarveoutMemory>> memory =
+      memory_choice == "standin" ? MakeMemfdCarveoutMemory(setup.carveouts)
+                                 : OpenDeviceCarveoutMemory(memory_choice, setup.carveouts);
+  if (!memory.ok()) {
+    std::fprintf(stderr,
+                 "rmemd: refusing to start: %s\n(load host_driver/rmem_carveout, or pass "
+                 "--memory standin for host memory that is NOT restricted)\n",
+                 std::string(memory.status().message()).c_str());
+    return kRejected;
+  }
+  std::printf("rmemd: carve-out memory: %s\n", (*memory)->Describe().c_str());
+  std::printf("rmemd: firewall: none programmable on this platform; device-initiator grants "
+              "are recorded, NOT enforced\n");
+  absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create();
+  if (!loop.ok()) {
+    std::fprintf(stderr, "rmemd: %s\n", loop.status().ToString().c_str());
+    return kRejected;
+  }
+  // SIGTERM / SIGINT arrive on a signalfd the loop watches.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  sigprocmask(SIG_BLOCK, &stop, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+  Fd signals(signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK));
+  if (!signals.valid()) {
+    std::fprintf(stderr, "rmemd: signalfd: %s\n", std::strerror(errno));
+    return kRejected;
+  }
+  absl::StatusOr<std::unique_ptr<Service>> service =
+      Service::Start(setup, *std::move(memory), **loop);
+  if (!service.ok()) {
+    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
+                 std::string(service.status().message()).c_str());
+    return kRejected;
+  }
+  absl::StatusOr<Watch> watch = (*loop)->Add(signals.get(), EPOLLIN, [&](uint32_t) {
+    signalfd_siginfo info;
+    if (read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
+      std::printf("rmemd: %s: stopping\n", strsignal(static_cast<int>(info.ssi_signo)));
+    }
+    (*loop)->Stop();
+  });
+  if (!watch.ok()) {
+    std::fprintf(stderr, "rmemd: %s\n", watch.status().ToString().c_str());
+    return kRejected;
+  }
+  for (const GuestConfig& g : setup.guests) {
+    std::printf("rmemd: serving %s (vm %u) on %s\n", g.name.c_str(), g.id.value(),
+                g.socket.c_str());
+  }
+  std::fflush(stdout);
+  if (absl::Status s = (*loop)->Run(); !s.ok()) {
+    std::fprintf(stderr, "rmemd: event loop failed: %s\n", s.ToString().c_str());
+    return kRejected;
+  }
+  service->reset();  // ends every connection: each VM is torn down
+  std::printf("rmemd: stopped\n");
+  return 0;
+}
+
 int Main(const std::vector<std::string>& args) {
   FirmwareSource source;
   bool check = false;
   bool check_config = false;
   std::string config_path;
+  std::string memory_choice = "/dev/rmem-carveout";
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
@@ -122,6 +201,9 @@ int Main(const std::vector<std::string>& args) {
       check = true;
     } else if (a == "--check-config") {
       check_config = true;
+    } else if (a == "--memory") {
+      if (i + 1 >= args.size()) return Usage("--memory needs DEVICE or 'standin'");
+      memory_choice = args[++i];
     } else if (a == "--config") {
       if (i + 1 >= args.size()) return Usage("--config needs a FILE");
       config_path = args[++i];
@@ -176,8 +258,7 @@ int Main(const std::vector<std::string>& args) {
     return 0;
   }
   PrintSetup(*config, *setup);
-  std::printf("rmemd: serving guests over vhost-user is not built yet (issue 5); exiting\n");
-  return 0;
+  return Serve(*setup, memory_choice);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 
 #include <cstring>
 
@@ -619,6 +620,13 @@ absl::Status Connection::UnmapShmem(uint8_t region_id, uint64_t region_offset, u
   absl::Status s = backend_->Call(vhost_user::BackendRequest::kShmemUnmap, m, -1);
   if (backend_->broken()) Break(s);
   return s;
+}
+
+int Connection::peer_pid() const {
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (getsockopt(socket_.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return 0;
+  return cred.pid;
 }
 
 }  // namespace rmem::virtio_rmem

@@ -75,6 +75,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   absl::Status MapShmem(const ShmemPiece& piece);
   absl::Status UnmapShmem(uint8_t region_id, uint64_t region_offset, uint64_t length);
   uint64_t acked_features() const { return acked_features_; }
+  // SO_PEERCRED's pid of the socket; 0 if the kernel did not say.
+  int peer_pid() const;
 
   bool broken() const { return broken_.has_value(); }
   // Whether the front-end has hung up (a non-blocking probe).

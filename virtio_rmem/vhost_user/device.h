@@ -92,6 +92,11 @@ class DeviceHost {
   // The feature bits the driver accepted (SET_FEATURES; 0 before).
   virtual uint64_t acked_features() const = 0;
 
+  // The process id of the connected front-end (SO_PEERCRED of its socket,
+  // as of its connect); 0 when nobody is connected or it cannot be told.
+  // The device uses it to make sure a VMM it cuts off maps nothing any more.
+  virtual int peer_pid() const = 0;
+
  protected:
   ~DeviceHost() = default;
 };

@@ -116,6 +116,7 @@ class EndpointHost final : public DeviceHost {
   uint64_t acked_features() const override {
     return connection_ == nullptr ? 0 : connection_->acked_features();
   }
+  int peer_pid() const override { return connection_ == nullptr ? 0 : connection_->peer_pid(); }
 
  private:
   absl::Status NotConnected() const {

@@ -1049,7 +1049,11 @@ static int rmem_dmabuf_mmap(struct dma_buf *dmabuf, struct vm_area_struct *vma)
 
 	if (!(buf->rights & VIRTIO_RMEM_RIGHT_CPU_MAP))
 		return -EACCES;
-	if (!(vma->vm_flags & VM_SHARED))
+	/*
+	 * MAP_SHARED (VM_MAYSHARE: a shared mapping of a read-only file,
+	 * as every read-only buffer's is, has no VM_SHARED).
+	 */
+	if (!(vma->vm_flags & VM_MAYSHARE))
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EACCES;

@@ -197,6 +197,7 @@ void rmem_req_done(struct virtqueue *vq);
 bool rmem_req_fail_all(struct rmem_dev *rdev, int error);
 void rmem_req_teardown(struct rmem_dev *rdev);
 int rmem_events_start(struct rmem_dev *rdev);
+void rmem_events_stop(struct rmem_dev *rdev);
 void rmem_events_teardown(struct rmem_dev *rdev);
 void rmem_event_done(struct virtqueue *vq);
 void rmem_event_work(struct work_struct *work);

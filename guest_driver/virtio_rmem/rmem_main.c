@@ -217,6 +217,9 @@ static void rmem_discover_heaps(struct rmem_dev *rdev)
 /* Resets the device and takes both rings apart; the device is gone after. */
 static void rmem_stop_device(struct rmem_dev *rdev)
 {
+	/* No queue call may race with the reset (virtio_reset_device()). */
+	rmem_req_fail_all(rdev, -ENODEV);
+	rmem_events_stop(rdev);
 	virtio_reset_device(rdev->vdev);
 	rmem_req_teardown(rdev);
 	rmem_events_teardown(rdev);

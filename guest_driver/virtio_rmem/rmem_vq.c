@@ -369,7 +369,17 @@ int rmem_events_start(struct rmem_dev *rdev)
 	return added ? 0 : -ENOSPC;
 }
 
-/* After the reset: takes the buffers back; no eventq call happens later. */
+/* Before the reset: @event_work leaves eventq alone from now on. */
+void rmem_events_stop(struct rmem_dev *rdev)
+{
+	unsigned long flags;
+
+	spin_lock_irqsave(&rdev->event_lock, flags);
+	rdev->events_dead = true;
+	spin_unlock_irqrestore(&rdev->event_lock, flags);
+}
+
+/* After the reset: takes the buffers back. */
 void rmem_events_teardown(struct rmem_dev *rdev)
 {
 	unsigned long flags;
@@ -378,7 +388,6 @@ void rmem_events_teardown(struct rmem_dev *rdev)
 	if (rdev->event_bufs)
 		while (virtqueue_detach_unused_buf(rdev->event_vq))
 			;
-	rdev->events_dead = true;
 	spin_unlock_irqrestore(&rdev->event_lock, flags);
 }
 

@@ -2,7 +2,9 @@
 """rmem-vmm boots a real Linux guest (L2) under real KVM inside the test SoC
 (L1), in VHE and in protected (pKVM) mode, two SoCs in parallel; then each
 of its ways of ending is checked (timeout 124, SIGTERM 143, a bad kernel 1,
-a usage error 2). See images/l1/scenarios/vmm_boot.sh. TAP output.
+a usage error 2). The guest also loads and unloads the guest driver
+(virtio_rmem.ko, no rmem device present) and runs rmemtool (images/l2/
+scenarios/boot.sh). See images/l1/scenarios/vmm_boot.sh. TAP output.
 """
 
 import sys
@@ -16,6 +18,8 @@ L2_CPUS = "2"
 # 256 MiB of guest RAM less what the kernel keeps: MemTotal in kB.
 L2_MEMKB_RANGE = (200_000, 262_144)
 EXIT_CHECKS = {"timeout": "124", "sigterm": "143", "bad-kernel": "1", "usage": "2"}
+RMEMMOD_OK = "load=ok driver=registered unload=ok gone=yes warnings=0"
+RMEMTOOL_NO_DEVICE = "command=info want=ENOENT got=ENOENT verdict=ok"
 
 
 def boot_checks(result, mode):
@@ -31,6 +35,12 @@ def boot_checks(result, mode):
          [f"MemTotal {memkb} kB"]),
         ("L2 virtio modules loaded", not result.has("RMEM-L2-MODFAIL"),
          [f"failed: {' '.join(result.values('RMEM-L2-MODFAIL'))}"]),
+        ("virtio_rmem.ko loads, registers its virtio driver, unloads cleanly",
+         result.value("RMEM-L2-RMEMMOD") == RMEMMOD_OK,
+         [f"RMEM-L2-RMEMMOD {result.value('RMEM-L2-RMEMMOD')}"]),
+        ("rmemtool runs in L2 and finds no /dev/rmem without a device",
+         f"expect {RMEMTOOL_NO_DEVICE}" in result.values("RMEM-L2-TOOL"),
+         [f"RMEM-L2-TOOL {v}" for v in result.values("RMEM-L2-TOOL")]),
         ("guest poweroff ends rmem-vmm with 0", result.value("RMEM-L1-VMM-EXIT") == "0",
          [f"RMEM-L1-VMM-EXIT {result.value('RMEM-L1-VMM-EXIT')}"]),
     ]

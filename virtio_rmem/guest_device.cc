@@ -117,6 +117,12 @@ void GuestDevice::OnReset() {
   if (after_request_) after_request_();
 }
 
+void GuestDevice::Retire() {
+  if (host_ == nullptr) return;
+  pending_.clear();
+  rmem_.GuestGone();
+}
+
 void GuestDevice::OnDisconnect() {
   if (stage2_.mapped_bytes(vm()) > 0) SeverVmm();
   stage2_.Detach(vm());

@@ -57,6 +57,11 @@ class GuestDevice : public VirtioDevice, public ShmRegionMapper {
                    bool writable) override;
   absl::Status Unmap(uint64_t region_offset, uint64_t length) override;
 
+  // rmemd is stopping: while the VMM is still connected, tears the VM down
+  // (its mappings are unmapped through the VMM, borrowers revoked), so the
+  // disconnect that follows finds nothing mapped and kills no VMM.
+  void Retire();
+
   // Moves this guest's queued broker events into its eventq while the
   // driver has buffers posted; the rest wait for OnBuffersAvailable.
   void FlushEvents();

@@ -35,7 +35,12 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Start(const BrokerSetup& setup
 }
 
 Service::~Service() {
-  server_.reset();  // every connection ends (OnDisconnect) while the broker still lives
+  // An orderly stop: every VM is torn down while its VMM still answers
+  // (mappings removed with SHMEM_UNMAP, borrowers told), then every
+  // connection ends while the broker still lives. No VMM is killed.
+  for (const std::unique_ptr<virtio_rmem::GuestDevice>& g : guests_) g->Retire();
+  FlushAllEvents();
+  server_.reset();
 }
 
 void Service::FlushAllEvents() {

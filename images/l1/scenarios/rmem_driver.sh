@@ -1,41 +1,114 @@
-# L1 scenario "rmem_driver": the guest driver (guest_driver/virtio_rmem) end
-# to end. The virtio-rmem device is served by rmem-device-test-backend (TEST
-# ONLY: the real device model over a broker on memfd carve-outs, buffers
-# mapped into the guest with SHMEM_MAP, and a scripted peer VM inside it)
-# until rmemd serves it; rmem-vmm gives it to the L2 guest (scenario "rmem")
-# as a virtio-mmio device of type 48896 (0xbf00). Markers:
-#   RMEM-BACKEND-...           the back-end's (its peer's script, its stats)
-#   RMEM-L2-...                the guest's (images/l2/scenarios/rmem.sh)
-#   RMEM-L1-VMM-EXIT <rc>      0: the guest powered off (a stray access to
-#                              the region would have stopped it with 5)
-#   RMEM-L1-RMEM-BACKEND-KILLED  the guest asked for the device to break
-#   RMEM-L1-BACKEND-EXIT rmem-backend <rc>   137: killed as asked
-. /scenarios/lib/vhost_user.sh
-SOCK=/tmp/rmem.sock
-VMM_TIMEOUT=300   # ~35 s on an idle machine, 80 s seen on a loaded one
+# L1 scenario "rmem_driver": rmemd, the real broker, serving three L2
+# guests at once under rmem-vmm, with the guest driver in each (L2 scenario
+# "rmem", one role per guest). rmemd reads the carve-outs from the device
+# tree this SoC booted with (/sys/firmware/fdt), reaches them through
+# host_driver/rmem_carveout, and is configured with docs/rmemd.example.toml
+# (its sockets moved to /tmp/rmemd). Order:
+#   1. rmemd starts; decrypt (owner) and display (peer) boot;
+#   2. once decrypt's first share exists, infotainment (stranger) boots with
+#      its handle on the kernel command line (rmem.handle=);
+#   3. once display has mapped infotainment's last buffer (its "touch w"),
+#      L1 kills infotainment's rmem-vmm (SIGKILL): a VMM dying while a
+#      borrower holds its buffer;
+#   4. once display has mapped decrypt's last share ("touch f"), L1 kills
+#      display's rmem-vmm: a borrower dying;
+#   5. once decrypt asks (RMEM-L2-RMEM-KILL-BACKEND), L1 kills rmemd
+#      (SIGKILL): the device breaks under decrypt.
+# Markers (each guest's console lines are prefixed with its name, e.g.
+# "decrypt: RMEM-L2-TOOL ..."):
+#   RMEM-L1-RMEMD-UP yes|no
+#   RMEM-L1-HANDLE <handle>            what infotainment was given
+#   RMEM-L1-KILLED-VMM <guest>         steps 3 and 4 done
+#   RMEM-L1-KILLED-RMEMD               step 4 done
+#   RMEM-L1-VMM-EXIT <guest> <rc>      0: powered off; 137: killed
+#   RMEM-L1-RMEMD-EXIT <rc>            137: killed as planned
+#   RMEM-L1-RMEMD <line>               rmemd's output
+#   RMEM-L1-DMESG-WARNINGS <n>         kernel warnings in L1 (KVM, modules)
+KERNEL=/guest/Image
+INITRD=/guest/l2.cpio
+APPEND='console=ttyS0 quiet panic=-1 rmem.l2=rmem'
+TIMEOUT=900   # per guest; the whole run takes a few minutes under TCG
+DEV="type=48896"
 status=0
 
-start_backend rmem-backend $SOCK rmem-device-test-backend --socket $SOCK || exit 1
-# When the guest asks for it on its console, the device breaks: SIGKILL.
-(
-  for _ in $(seq 900); do
-    if grep -q RMEM-L2-RMEM-KILL-BACKEND $GUEST_OUT 2>/dev/null; then
-      kill -KILL $backend
-      echo "RMEM-L1-RMEM-BACKEND-KILLED"
-      exit 0
-    fi
+wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds
+  n=$(($1 * 5))
+  shift
+  while [ $n -gt 0 ]; do
+    "$@" && return 0
+    n=$((n - 1))
     sleep 0.2
   done
-) &
-watcher=$!
-rm -f $GUEST_OUT
-run_guest rmem "" "vhost-user,socket=$SOCK,type=48896" || status=1
-kill $watcher 2>/dev/null
-wait $watcher
-# It ends by itself once rmem-vmm hung up; give it the time to.
-for _ in $(seq 100); do kill -0 $backend 2>/dev/null || break; sleep 0.1; done
-stop_backend rmem-backend >/tmp/rmem-backend.stop
-# The back-end's markers once, then its exit status; its other lines prefixed.
-grep '^RMEM-BACKEND-' /tmp/rmem-backend.log
-grep -v '^l1: rmem-backend: RMEM-BACKEND-' /tmp/rmem-backend.stop
+  return 1
+}
+said() { tr -d '\r' <"/tmp/$1.out" 2>/dev/null | grep -q "$2"; }
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# boot NAME ROLE [APPEND...]: rmem-vmm boots the guest in the background,
+# its console in /tmp/NAME.out; sets vmm_NAME to its pid.
+boot() {
+  name=$1 role=$2
+  shift 2
+  rmem-vmm --kernel $KERNEL --initrd $INITRD --memory 192 --cpus 1 --timeout $TIMEOUT \
+    --device "vhost-user,socket=/tmp/rmemd/$name.sock,$DEV" \
+    --append "$APPEND rmem.role=$role $*" >/tmp/$name.out 2>/tmp/$name.err &
+  eval "vmm_$name=$!"
+}
+# finish NAME: waits for its rmem-vmm and shows what it said.
+finish() {
+  eval "pid=\$vmm_$1"
+  wait "$pid"
+  rc=$?
+  tr -d '\r' <"/tmp/$1.out" | sed "s/^/$1: /"
+  sed "s/^/$1: l1: rmem-vmm: /" "/tmp/$1.err"
+  echo "RMEM-L1-VMM-EXIT $1 $rc"
+}
+
+insmod /lib/rmem/rmem_carveout.ko || { echo "l1: insmod rmem_carveout failed"; exit 1; }
+mkdir -p /tmp/rmemd
+sed 's|/run/rmemd|/tmp/rmemd|' /etc/rmemd/example.toml >/tmp/rmemd.toml
+rmemd --fdt /sys/firmware/fdt --config /tmp/rmemd.toml >/tmp/rmemd.log 2>&1 &
+rmemd=$!
+if wait_for 20 test -S /tmp/rmemd/infotainment.sock; then
+  echo "RMEM-L1-RMEMD-UP yes"
+else
+  echo "RMEM-L1-RMEMD-UP no"
+  sed 's/^/RMEM-L1-RMEMD /' /tmp/rmemd.log
+  exit 1
+fi
+
+boot decrypt owner
+boot display peer
+handle=""
+if wait_for $TIMEOUT said decrypt 'RMEM-L2-TOOL share name=a '; then
+  handle=$(tr -d '\r' </tmp/decrypt.out | sed -n 's/^RMEM-L2-TOOL share name=a .*handle=\(0x[0-9a-f]*\).*/\1/p' | head -n 1)
+fi
+echo "RMEM-L1-HANDLE ${handle:-none}"
+boot infotainment stranger "rmem.handle=${handle:-0x0}"
+
+if wait_for $TIMEOUT said display 'RMEM-L2-TOOL touch name=w result=ok'; then
+  kill -KILL "$vmm_infotainment"
+  echo "RMEM-L1-KILLED-VMM infotainment"
+else
+  status=1
+fi
+finish infotainment
+if wait_for $TIMEOUT said display 'RMEM-L2-TOOL touch name=f result=ok'; then
+  kill -KILL "$vmm_display"
+  echo "RMEM-L1-KILLED-VMM display"
+else
+  status=1
+fi
+finish display
+if wait_for $TIMEOUT said decrypt 'RMEM-L2-RMEM-KILL-BACKEND'; then
+  kill -KILL $rmemd
+  echo "RMEM-L1-KILLED-RMEMD"
+else
+  status=1
+fi
+finish decrypt
+wait $rmemd
+echo "RMEM-L1-RMEMD-EXIT $?"
+sed 's/^/RMEM-L1-RMEMD /' /tmp/rmemd.log
+echo "RMEM-L1-DMESG-WARNINGS $(dmesg | grep -c -E 'WARNING:|BUG:|Oops|Call trace:')"
 exit $status

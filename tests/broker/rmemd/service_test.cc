@@ -273,10 +273,15 @@ class ServiceTest : public ::testing::Test {
     decrypt_.reset();
     display_.reset();
     info_.reset();
+    StopService();
+    std::system(("rm -rf " + dir_).c_str());
+  }
+  // What rmemd does on SIGTERM: the loop stops, the service goes.
+  void StopService() {
+    if (service_ == nullptr) return;
     loop_->Stop();
     thread_.join();
     service_.reset();
-    std::system(("rm -rf " + dir_).c_str());
   }
   void SetUp() override {
     for (Guest* g : {decrypt_.get(), display_.get(), info_.get()}) {
@@ -459,6 +464,22 @@ TEST_F(ServiceTest, OwnerVmmHangsUp_BorrowerIsRevokedAndThePagesComeBackZeroed) 
   std::optional<RecordingGuest::Piece> p = decrypt_->reach().At(again.shm_offset);
   ASSERT_TRUE(p.has_value());
   for (uint64_t i = 0; i < p->len; ++i) ASSERT_EQ(p->host[i], 0) << "byte " << i << " not scrubbed";
+}
+
+TEST_F(ServiceTest, OrderlyStop_UnmapsEveryBufferThroughTheStillConnectedVmms) {
+  const virtio_rmem_resp_alloc a = Alloc(*decrypt_, 64 << 10);
+  const std::vector<uint8_t> offer = Offer(*decrypt_, VIRTIO_RMEM_REQ_SHARE, a.buffer, kDisplay,
+                                           VIRTIO_RMEM_RIGHT_READ | VIRTIO_RMEM_RIGHT_CPU_MAP);
+  ASSERT_EQ(StatusOf(offer), VIRTIO_RMEM_S_OK);
+  const uint64_t handle = ReadWire<virtio_rmem_resp_offer>(offer).handle;
+  ASSERT_EQ(StatusOf(ByHandle(*display_, VIRTIO_RMEM_REQ_RETRIEVE, handle)), VIRTIO_RMEM_S_OK);
+  ASSERT_EQ(decrypt_->reach().count(), 1u);
+  ASSERT_EQ(display_->reach().count(), 1u);
+
+  StopService();
+
+  EXPECT_EQ(decrypt_->reach().count(), 0u) << "unmapped with SHMEM_UNMAP before the hang-up";
+  EXPECT_EQ(display_->reach().count(), 0u);
 }
 
 TEST_F(ServiceTest, MalformedAndForbiddenRequests_GetAStatus_ServiceKeepsServingEveryone) {

@@ -21,10 +21,12 @@ void PrintStats(const rmem::vmm::Vm& vm, absl::Duration setup, absl::Duration ru
   }
   std::fprintf(stderr,
                "rmem-vmm: stats: set-up %.3f s, run %.3f s, %llu exits to the VMM "
-               "(MMIO%s, unclaimed %llu)\n",
+               "(MMIO%s, unclaimed %llu, undecoded %llu, isolation violations %llu)\n",
                absl::ToDoubleSeconds(setup), absl::ToDoubleSeconds(run),
                static_cast<unsigned long long>(s.exits), by_device.c_str(),
-               static_cast<unsigned long long>(s.unclaimed));
+               static_cast<unsigned long long>(s.unclaimed),
+               static_cast<unsigned long long>(s.undecoded),
+               static_cast<unsigned long long>(vm.violations().count()));
 }
 
 int Main(const std::vector<std::string>& args) {
@@ -50,6 +52,10 @@ int Main(const std::vector<std::string>& args) {
   absl::StatusOr<VmExit> exit = (*vm)->Run(config.timeout);
   std::fflush(stdout);
   if (config.stats) PrintStats(**vm, built - start, absl::Now() - built);
+  // Every run that had violations says how many, whatever else happened.
+  if (const std::string summary = (*vm)->violations().Summary(); !summary.empty()) {
+    std::fprintf(stderr, "%s\n", summary.c_str());
+  }
   if (!exit.ok()) {
     std::fprintf(stderr, "rmem-vmm: the VMM failed: %s\n", exit.status().ToString().c_str());
     return kVmmError;
@@ -57,7 +63,7 @@ int Main(const std::vector<std::string>& args) {
   if (*exit != VmExit::kPoweredOff) {
     std::fprintf(stderr, "rmem-vmm: guest %s\n", VmExitName(*exit));
   }
-  return ExitCode(*exit);
+  return ExitStatus(*exit, (*vm)->violations().count());
 }
 
 }  // namespace

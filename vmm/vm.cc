@@ -25,8 +25,18 @@ constexpr int kKickSignal = SIGUSR1;
 void IgnoreKick(int) {}
 
 // Unclaimed MMIO is logged for the first few accesses only: a guest probing
-// the bus must not flood the console (STYLE.md rule 4).
+// the bus must not flood the console (STYLE.md rule 4). So are accesses KVM
+// could not decode.
 constexpr uint64_t kUnclaimedLogLimit = 8;
+
+// KVM_EXIT_ARM_NISV's esr_iss holds ESR_EL2's WnR bit: the access was a write.
+constexpr uint64_t kEsrWriteNotRead = uint64_t{1} << 6;
+
+// The exit status of a guest stopped for, or powered off after, isolation
+// violations (docs/vmm.md).
+constexpr int kViolationExit = 5;
+
+void StderrLine(const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); }
 
 }  // namespace
 
@@ -43,9 +53,14 @@ int ExitCode(VmExit exit) {
     case VmExit::kSignalled:
       return 143;
     case VmExit::kIsolationViolation:
-      return 5;
+      return kViolationExit;
   }
   return 1;
+}
+
+int ExitStatus(VmExit exit, uint64_t violations) {
+  if (exit == VmExit::kPoweredOff && violations > 0) return kViolationExit;
+  return ExitCode(exit);
 }
 
 const char* VmExitName(VmExit exit) {
@@ -64,6 +79,17 @@ const char* VmExitName(VmExit exit) {
       return "stopped: isolation violation";
   }
   return "?";
+}
+
+Vm::Vm(KvmVm kvm, GuestMemory ram)
+    : kvm_(std::move(kvm)), ram_(std::move(ram)), violations_(StderrLine) {}
+
+void Vm::SetViolationPolicy(ViolationPolicy policy,
+                            std::unique_ptr<ExternalAbortInjector> injector,
+                            std::string stop_reason) {
+  violation_policy_ = policy;
+  abort_injector_ = std::move(injector);
+  stop_reason_ = std::move(stop_reason);
 }
 
 IrqLine* Vm::Own(std::unique_ptr<IrqLine> line) {
@@ -109,6 +135,46 @@ std::optional<std::string> Vm::ClassifyViolation(GuestAddr addr, bool is_write) 
   return std::nullopt;
 }
 
+bool Vm::OnViolation(int index, KvmVcpu& vcpu, const std::string& what) {
+  if (violation_policy_ == ViolationPolicy::kAbort && abort_injector_ != nullptr) {
+    // The access is not performed: a write to a read-only piece never
+    // reached memory (its memslot is read-only, and nothing here writes it),
+    // a load gets no data.
+    absl::Status s = abort_injector_->InjectDataAbort(vcpu);
+    if (s.ok()) {
+      violations_.Record(index, what, "external abort injected");
+      return true;
+    }
+    violations_.Record(index, what, "injecting an external abort failed");
+    Finish(absl::Status(s.code(), absl::StrCat("vCPU ", index, ": ", s.message())));
+    return false;
+  }
+  violations_.Record(index, what, stop_reason_);
+  Finish(VmExit::kIsolationViolation);
+  return false;
+}
+
+bool Vm::OnUndecodedAccess(int index, KvmVcpu& vcpu, GuestAddr addr, bool is_write) {
+  const std::string what =
+      absl::StrCat(is_write ? "write" : "read", " at ", addr.ToString(),
+                   " that KVM could not decode (no instruction syndrome: LDP/STP, SIMD, ...)");
+  if (abort_injector_ == nullptr) {
+    Finish(absl::UnimplementedError(absl::StrCat("vCPU ", index, ": guest ", what)));
+    return false;
+  }
+  // Nothing can emulate it: answer as hardware answers an access no device
+  // decodes.
+  if (absl::Status s = abort_injector_->InjectDataAbort(vcpu); !s.ok()) {
+    Finish(absl::Status(s.code(), absl::StrCat("vCPU ", index, ": ", s.message())));
+    return false;
+  }
+  if (undecoded_.fetch_add(1) < kUnclaimedLogLimit) {
+    std::fprintf(stderr, "rmem-vmm: vCPU %d: guest %s: external abort injected\n", index,
+                 what.c_str());
+  }
+  return true;
+}
+
 void Vm::VcpuLoop(int index) {
   KvmVcpu& vcpu = vcpus_[static_cast<size_t>(index)];
   kvm_run* run = vcpu.run();
@@ -129,10 +195,8 @@ void Vm::VcpuLoop(int index) {
                 : bus_.Read(addr, std::span<uint8_t>(run->mmio.data, len));
         if (!claimed) {
           if (std::optional<std::string> violation = ClassifyViolation(addr, run->mmio.is_write)) {
-            std::fprintf(stderr, "rmem-vmm: vCPU %d: isolation violation: %s\n", index,
-                         violation->c_str());
-            Finish(VmExit::kIsolationViolation);
-            return;
+            if (!OnViolation(index, vcpu, *violation)) return;
+            break;
           }
           if (!run->mmio.is_write) std::fill_n(run->mmio.data, len, 0);
           if (unclaimed_mmio_.fetch_add(1) < kUnclaimedLogLimit) {
@@ -140,6 +204,20 @@ void Vm::VcpuLoop(int index) {
                          index, run->mmio.is_write ? "write" : "read", len,
                          addr.ToString().c_str());
           }
+        }
+        break;
+      }
+      case KVM_EXIT_ARM_NISV: {
+        // arm64, with KVM_CAP_ARM_NISV_TO_USER: an access outside RAM (or a
+        // write to a read-only memslot) without an instruction syndrome.
+        // Nothing emulates those; one inside a shared memory region is an
+        // isolation violation like any other.
+        const GuestAddr addr(run->arm_nisv.fault_ipa);
+        const bool is_write = (run->arm_nisv.esr_iss & kEsrWriteNotRead) != 0;
+        if (std::optional<std::string> violation = ClassifyViolation(addr, is_write)) {
+          if (!OnViolation(index, vcpu, *violation)) return;
+        } else if (!OnUndecodedAccess(index, vcpu, addr, is_write)) {
+          return;
         }
         break;
       }
@@ -180,7 +258,7 @@ void Vm::VcpuLoop(int index) {
 
 Vm::Stats Vm::stats() const {
   return Stats{.exits = exits_.load(), .unclaimed = unclaimed_mmio_.load(),
-               .mmio_by_device = bus_.AccessCounts()};
+               .undecoded = undecoded_.load(), .mmio_by_device = bus_.AccessCounts()};
 }
 
 absl::StatusOr<VmExit> Vm::Run(absl::Duration timeout) {

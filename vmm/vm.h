@@ -1,7 +1,9 @@
 // A running guest, independent of architecture: KVM VM, RAM, vCPUs, the MMIO
 // bus and the devices on it. arch/<arch>/ builds one (BuildVm), Run() drives
 // it until the guest powers off, resets or crashes, the wall-clock timeout
-// passes, SIGTERM/SIGINT arrive, or a vCPU fails.
+// passes, SIGTERM/SIGINT arrive, a vCPU fails, or (ViolationPolicy::kStop)
+// the guest touches shared memory it was not granted. Under the default
+// policy such an access only costs the guest an external abort.
 //
 // Threads: one per vCPU (KVM_RUN; MMIO exits go to devices on that thread)
 // and the caller's thread, which waits on a signalfd, a timerfd and an
@@ -19,11 +21,14 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "vmm/arch/external_abort.h"
+#include "vmm/config/vm_config.h"
 #include "vmm/devices/mmio_bus.h"
 #include "vmm/kvm/kvm.h"
 #include "vmm/memory/guest_memory.h"
 #include "vmm/kvm/kvm_slot_mapper.h"
 #include "vmm/memory/shm_window.h"
+#include "vmm/memory/violation_log.h"
 #include "vmm/virtio/virtio_backend.h"
 
 namespace rmem::vmm {
@@ -36,14 +41,22 @@ enum class VmExit {
   kCrashed,     // the guest reported a crash (PSCI SYSTEM_CRASH-style event): exit 4
   kTimedOut,    // the wall-clock limit passed: exit 124, like timeout(1)
   kSignalled,   // SIGTERM or SIGINT: orderly shutdown, exit 143
-  kIsolationViolation,  // the guest touched shared memory it was not granted: exit 5
+  // The guest touched shared memory it was not granted and was stopped for
+  // it (--on-violation stop, or a KVM that cannot inject an abort): exit 5.
+  kIsolationViolation,
 };
 int ExitCode(VmExit exit);
+// rmem-vmm's exit status for a run that ended with `exit` after `violations`
+// isolation violations: ExitCode(exit), except that a guest that powered off
+// after violations (each answered with an external abort) exits 5 too, so
+// that a caller learns of them. Other ways of stopping keep their status.
+int ExitStatus(VmExit exit, uint64_t violations);
 const char* VmExitName(VmExit exit);
 
 class Vm {
  public:
-  Vm(KvmVm kvm, GuestMemory ram) : kvm_(std::move(kvm)), ram_(std::move(ram)) {}
+  // Violations are reported on stderr.
+  Vm(KvmVm kvm, GuestMemory ram);
   Vm(const Vm&) = delete;
   Vm& operator=(const Vm&) = delete;
 
@@ -59,9 +72,17 @@ class Vm {
   // The memslot pool for shared memory pieces (created on first use).
   KvmSlotMapper* slot_mapper();
   // Keeps `windows` alive as long as the VM. Accesses that exit to the VMM
-  // inside them are isolation violations: reported with their address, and
-  // the guest is stopped.
+  // inside them are isolation violations: counted, reported with their
+  // address, and answered as SetViolationPolicy says.
   ShmWindows* OwnShmWindows(std::unique_ptr<ShmWindows> windows);
+  // How isolation violations are answered (docs/vmm.md, "Policy"): kAbort
+  // injects an external data abort with `injector` and the guest continues;
+  // kStop, or kAbort without an injector (this KVM cannot), stops the guest,
+  // and `stop_reason` ends the violation's log line. `injector` also answers
+  // accesses KVM could not decode outside RAM (KVM_EXIT_ARM_NISV) that are
+  // no violation. Before Run(); by default the guest is stopped.
+  void SetViolationPolicy(ViolationPolicy policy, std::unique_ptr<ExternalAbortInjector> injector,
+                          std::string stop_reason);
   // Keeps a device's backend alive as long as the VM (after its transport).
   VirtioBackend* OwnBackend(std::unique_ptr<VirtioBackend> backend);
   // Places `device` on the bus at [base, base + size) and keeps it alive.
@@ -77,13 +98,22 @@ class Vm {
   struct Stats {
     uint64_t exits = 0;      // KVM_RUN returns to rmem-vmm, all reasons
     uint64_t unclaimed = 0;  // MMIO no device claimed
+    uint64_t undecoded = 0;  // accesses outside RAM KVM could not decode, not violations
     std::vector<std::pair<std::string, uint64_t>> mmio_by_device;
   };
   Stats stats() const;
+  // Isolation violations so far (all of them; only the first few are logged).
+  const ViolationLog& violations() const { return violations_; }
 
  private:
   void VcpuLoop(int index);
   std::optional<std::string> ClassifyViolation(GuestAddr addr, bool is_write) const;
+  // Records and answers one violation; false if the vCPU must stop (the
+  // outcome is then set).
+  bool OnViolation(int index, KvmVcpu& vcpu, const std::string& what);
+  // An access KVM could not decode, in no shared memory region; false if the
+  // vCPU must stop.
+  bool OnUndecodedAccess(int index, KvmVcpu& vcpu, GuestAddr addr, bool is_write);
   // The first outcome wins; later ones are dropped.
   void Finish(absl::StatusOr<VmExit> outcome);
 
@@ -107,7 +137,14 @@ class Vm {
   absl::Mutex mu_;
   std::optional<absl::StatusOr<VmExit>> outcome_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> unclaimed_mmio_{0};
+  std::atomic<uint64_t> undecoded_{0};
   std::atomic<uint64_t> exits_{0};
+
+  // Set before Run(), read by the vCPU threads.
+  ViolationPolicy violation_policy_ = ViolationPolicy::kStop;
+  std::unique_ptr<ExternalAbortInjector> abort_injector_;
+  std::string stop_reason_ = "stopping the guest";
+  ViolationLog violations_;
 };
 
 }  // namespace rmem::vmm

@@ -28,6 +28,22 @@ TEST(CliTest, StatsIsAFlag) {
   EXPECT_FALSE(std::get<VmConfig>(*Parse({"--kernel", "I"})).stats);
 }
 
+TEST(CliTest, OnViolationDefaultsToAbort) {
+  EXPECT_EQ(std::get<VmConfig>(*Parse({"--kernel", "I"})).on_violation, ViolationPolicy::kAbort);
+  auto stop = Parse({"--kernel", "I", "--on-violation", "stop"});
+  ASSERT_TRUE(stop.ok()) << stop.status();
+  EXPECT_EQ(std::get<VmConfig>(*stop).on_violation, ViolationPolicy::kStop);
+  auto abort = Parse({"--on-violation=stop", "--on-violation=abort", "--kernel", "I"});
+  ASSERT_TRUE(abort.ok()) << abort.status();
+  EXPECT_EQ(std::get<VmConfig>(*abort).on_violation, ViolationPolicy::kAbort);
+}
+
+TEST(CliTest, HelpDocumentsViolationsAndTheirExitStatus) {
+  const std::string usage = Usage();
+  EXPECT_NE(usage.find("--on-violation abort|stop"), std::string::npos);
+  EXPECT_NE(usage.find("5 isolation violations"), std::string::npos);
+}
+
 TEST(CliTest, AppendKeepsEqualsSigns) {
   auto r = Parse({"--kernel=I", "--append=console=ttyS0 rmem.l2=boot"});
   ASSERT_TRUE(r.ok()) << r.status();
@@ -77,6 +93,8 @@ TEST(CliTest, ErrorsNameTheOptionAndValue) {
       {{"--kernel", "I", "--memory", "16"}, "--memory 16: must be in"},
       {{"--kernel", "I", "--timeout", "-1"}, "--timeout -1: must be in"},
       {{"--kernel", "I", "--bogus", "1"}, "unknown option --bogus"},
+      {{"--kernel", "I", "--on-violation", "ignore"}, "--on-violation ignore: must be abort or stop"},
+      {{"--kernel", "I", "--on-violation"}, "--on-violation needs a value"},
       {{"--kernel", "I", "stray"}, "unexpected argument 'stray'"},
       {{"--kernel", "I", "--device", "pci,socket=s"}, "only vhost-user devices exist"},
       {{"--kernel", "I", "--device", "vhost-user,socket=s"}, "needs socket=PATH and type"},

@@ -98,10 +98,20 @@ std::string Usage() {
       "                     mounts, served by rmem-vmm (needed with virtiofsd)\n"
       "  --stats            at the end, print set-up and run times and exits to the\n"
       "                     VMM by device on stderr\n"
+      "  --on-violation abort|stop\n"
+      "                     a guest access to shared memory it holds no grant for\n"
+      "                     (a write to a read-only piece, any access to an unmapped\n"
+      "                     offset of a region) is logged and counted, then:\n"
+      "                     abort: the guest gets a synchronous external data abort\n"
+      "                     (a bus error; Linux sends SIGBUS to a user access) and\n"
+      "                     continues (default); stop: the guest is stopped\n"
       "  --help             this text\n"
       "\n"
       "exit status: 0 guest powered off; 3 guest asked for a reset; 4 guest\n"
-      "crashed; 124 timeout; 143 SIGTERM/SIGINT; 1 VMM error; 2 usage error.\n");
+      "crashed; 5 isolation violations: the guest powered off but touched shared\n"
+      "memory it was not granted (the count is on stderr), or --on-violation stop\n"
+      "(or a KVM that cannot inject an abort) stopped it at the first; 124 timeout;\n"
+      "143 SIGTERM/SIGINT; 1 VMM error; 2 usage error.\n");
 }
 
 absl::StatusOr<std::variant<VmConfig, HelpRequested>> ParseCommandLine(
@@ -152,6 +162,14 @@ absl::StatusOr<std::variant<VmConfig, HelpRequested>> ParseCommandLine(
       absl::StatusOr<int64_t> s = Number<int64_t>(option, *value, 1, kMaxTimeoutSeconds);
       if (!s.ok()) return s.status();
       c.timeout = absl::Seconds(*s);
+    } else if (option == "--on-violation") {
+      if (*value == "abort") {
+        c.on_violation = ViolationPolicy::kAbort;
+      } else if (*value == "stop") {
+        c.on_violation = ViolationPolicy::kStop;
+      } else {
+        return Bad(option, *value, "must be abort or stop");
+      }
     } else if (option == "--dtb-out") {
       c.dtb_out = *value;
     } else if (option == "--device") {

@@ -28,6 +28,14 @@ struct DeviceConfig {
   std::string tag;
 };
 
+// What rmem-vmm does when the guest touches a shared memory region where it
+// holds no grant (a write to a read-only piece, any access to an unmapped
+// offset): docs/vmm.md, "Policy: a violation is an external abort".
+enum class ViolationPolicy {
+  kAbort,  // inject a synchronous external data abort; the guest continues
+  kStop,   // stop the guest (exit 5)
+};
+
 struct VmConfig {
   std::string kernel;       // an uncompressed arm64 Image
   std::string initrd;       // empty: none
@@ -38,6 +46,7 @@ struct VmConfig {
   std::string dtb_out;      // non-empty: also write the generated device tree here
   std::vector<DeviceConfig> devices;
   bool stats = false;       // print set-up/run times and exit counts on stderr at the end
+  ViolationPolicy on_violation = ViolationPolicy::kAbort;
 };
 
 }  // namespace rmem::vmm

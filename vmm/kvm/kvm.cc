@@ -55,6 +55,12 @@ int KvmVm::CheckExtension(int cap) const {
   return rc < 0 ? 0 : rc;
 }
 
+absl::Status KvmVm::EnableCap(uint32_t cap) {
+  kvm_enable_cap enable{};
+  enable.cap = cap;
+  return Ioctl(vm_.get(), KVM_ENABLE_CAP, "KVM_ENABLE_CAP", &enable).status();
+}
+
 absl::Status KvmVm::SetMemorySlot(uint32_t slot, GuestAddr guest, uint64_t size, void* host,
                                   bool read_only) {
   kvm_userspace_memory_region region{

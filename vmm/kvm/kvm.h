@@ -50,6 +50,8 @@ class KvmVm {
 
   // KVM_CHECK_EXTENSION on the VM; 0 if unsupported.
   int CheckExtension(int cap) const;
+  // KVM_ENABLE_CAP on the VM, without arguments.
+  absl::Status EnableCap(uint32_t cap);
   absl::Status SetMemorySlot(uint32_t slot, GuestAddr guest, uint64_t size, void* host,
                              bool read_only);
   absl::StatusOr<KvmVcpu> CreateVcpu(int index);

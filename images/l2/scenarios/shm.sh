@@ -1,14 +1,31 @@
 # L2 scenario "shm": the guest side of the shared memory test (L1 scenario
 # vmm_shm, back-end rmem-shmem-test-backend). The region's guest physical
 # address comes as rmem.shm=<addr> (rmem-vmm places the first device's region
-# 0 at 512 GiB, docs/vmm.md); the guest reaches it with busybox devmem
-# through /dev/mem (no driver binds the test device). Markers:
+# 0 at 512 GiB, docs/vmm.md); the guest reaches it through /dev/mem (no driver
+# binds the test device): busybox devmem for the granted accesses,
+# rmem-l2-access (tests/e2e/l2, TEST ONLY) for the forbidden ones, which
+# reports the signal they got. Markers:
 #   RMEM-L2-SHM-READ <word>      region offset 0 (piece A, read-only)
 #   RMEM-L2-SHM-REMAP <word>     region offset 0 after the back-end remapped it (piece B)
-#   RMEM-L2-SHM-TRY <case>       about to break the rules (rmem.shmcase=rowrite|hole):
-#                                rmem-vmm must stop the guest here
-#   RMEM-L2-SHM-NOT-STOPPED      printed only if it did not
 #   RMEM-L2-SHM-NO-ACK <offset>  the back-end never set that mailbox word
+# then, by rmem.shmcase:
+#   abort: each forbidden access gets an external abort (SIGBUS here) and
+#     the guest goes on; for each <access>
+#       RMEM-L2-SHM-ABORT <access> <rmem-l2-access's line>
+#     rowrite     str32 to read-only piece B at offset 0
+#     hole        ldr32 of unmapped offset 0x300000
+#     rowrite-stp stp64 to piece B at offset 0x10 (no instruction syndrome)
+#     hole-ldp    ldp64 of unmapped offset 0x300010 (no instruction syndrome)
+#     mmio-ldp    ldp64 at 0x0c000000: no device, no region (not a violation;
+#                 an access KVM cannot decode, aborted all the same)
+#     and what the memory holds afterwards:
+#       RMEM-L2-SHM-AFTER rowrite <word at offset 0>
+#       RMEM-L2-SHM-AFTER rowrite-stp <the 16 bytes at offset 0x10, ldp64>
+#       RMEM-L2-SHM-LATE <word at 0x300000 once the back-end mapped piece A there>
+#     then the guest powers off normally
+#   stop: the same write to piece B, under rmem-vmm --on-violation stop:
+#       RMEM-L2-SHM-TRY stop         about to write; rmem-vmm must stop the guest
+#       RMEM-L2-SHM-NOT-STOPPED      printed only if it did not
 # rmem.shmcase=probe breaks no rule: instead, rmem_l2_probe.ko checks that
 # the read-write mailbox page behaves as Normal memory (lib/probe.sh) and
 # the guest powers off normally.
@@ -43,9 +60,27 @@ if [ "$CASE" = probe ]; then
   exit $?
 fi
 
-echo "RMEM-L2-SHM-TRY $CASE"
-case "$CASE" in
-  rowrite) devmem "$BASE" 32 0 ;;                  # piece B is read-only
-  hole) devmem "$(hex $((BASE + 0x300000)))" 32 ;; # nothing is mapped there
-esac
-echo "RMEM-L2-SHM-NOT-STOPPED"
+if [ "$CASE" = stop ]; then
+  echo "RMEM-L2-SHM-TRY stop"
+  rmem-l2-access str32 "$BASE" 0                 # piece B is read-only
+  echo "RMEM-L2-SHM-NOT-STOPPED"
+  exit 1
+fi
+
+# access NAME OP OFFSET [VALUE]: one forbidden access by rmem-l2-access,
+# and what it got, as RMEM-L2-SHM-ABORT NAME ...
+access() {
+  name=$1 op=$2 offset=$3
+  shift 3
+  echo "RMEM-L2-SHM-ABORT $name $(rmem-l2-access "$op" "$(hex $((BASE + offset)))" "$@")"
+}
+access rowrite str32 0 0
+echo "RMEM-L2-SHM-AFTER rowrite $(devmem "$BASE" 32)"
+access hole ldr32 0x300000
+access rowrite-stp stp64 0x10 0
+echo "RMEM-L2-SHM-AFTER rowrite-stp $(rmem-l2-access ldp64 "$(hex $((BASE + 0x10)))")"
+access hole-ldp ldp64 0x300010
+echo "RMEM-L2-SHM-ABORT mmio-ldp $(rmem-l2-access ldp64 0x0c000000)"
+devmem "$(hex $((MAILBOX + 16)))" 32 1           # word 4: please map the hole
+wait_word 20
+echo "RMEM-L2-SHM-LATE $(devmem "$(hex $((BASE + 0x300000)))" 32)"

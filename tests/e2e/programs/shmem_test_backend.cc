@@ -22,6 +22,9 @@
 //   5. with --bench N: N map/unmap round trips of a 64 KiB piece
 //                                                     RMEM-BACKEND-BENCH ...
 //   6. write 1 to mailbox word 3: the guest may go on  RMEM-BACKEND-SCRIPT-DONE
+//   7. with --late-map: wait for the guest to write 1 to mailbox word 4, then
+//      map A read-only at region offset 3 MiB (where nothing was mapped
+//      until then) and write 1 to word 5              RMEM-BACKEND-LATE-MAPPED
 // Each map/unmap goes to rmem-vmm as BACKEND_SHMEM_MAP/UNMAP with need_reply;
 // a reply of 0 means rmem-vmm installed (removed) the guest mapping.
 #include <fcntl.h>
@@ -61,6 +64,7 @@ constexpr uint64_t kMiB = 1 << 20;
 constexpr uint64_t kRegionSize = 4 * kMiB;
 constexpr uint64_t kPieceSize = 64 * 1024;
 constexpr uint64_t kMailboxOffset = 1 * kMiB;  // in the region
+constexpr uint64_t kLateOffset = 3 * kMiB;     // in the region: unmapped until step 7
 constexpr uint32_t kPatternA = 0xa11ce001;
 constexpr uint32_t kPatternB = 0xb0b0b002;
 constexpr int kWaitSeconds = 120;
@@ -166,7 +170,7 @@ void PrintLatencies(const char* what, std::vector<double>& us) {
                       " p99_us=", static_cast<int64_t>(us[us.size() * 99 / 100])));
 }
 
-void RunScript(ShmemClient& shm, const Pieces& p, int bench_rounds) {
+void RunScript(ShmemClient& shm, const Pieces& p, int bench_rounds, bool late_map) {
   const int fd = p.fd.get();
   const uint64_t a = p.base, b = p.base + kMiB, mailbox_at = p.base + 2 * kMiB;
   // 1. Every one of these must be refused, and rmem-vmm must keep going.
@@ -219,10 +223,17 @@ void RunScript(ShmemClient& shm, const Pieces& p, int bench_rounds) {
   }
   mailbox[3] = 1;
   Marker("RMEM-BACKEND-SCRIPT-DONE");
+
+  // 7. Grant what the guest was refused before.
+  if (!late_map) return;
+  if (!WaitFor(&mailbox[4], 1)) Die("the guest never asked for the late map");
+  if (shm.Map(fd, a, kLateOffset, kPieceSize, false) != 0) Die("the late map of piece A failed");
+  mailbox[5] = 1;
+  Marker("RMEM-BACKEND-LATE-MAPPED");
 }
 
 // Answers the front-end; returns when it disconnects.
-void ServeFrontend(Channel& channel, Pieces& pieces, int bench_rounds) {
+void ServeFrontend(Channel& channel, Pieces& pieces, int bench_rounds, bool late_map) {
   std::thread script;
   const uint64_t features = (uint64_t{1} << 32) | (uint64_t{1} << vhost_user::kFProtocolFeatures);
   const uint64_t protocol = (uint64_t{1} << vhost_user::kProtocolReplyAck) |
@@ -254,7 +265,7 @@ void ServeFrontend(Channel& channel, Pieces& pieces, int bench_rounds) {
         if (backend_channel && !script.joinable()) {
           script = std::thread([&] {
             ShmemClient client(std::move(*backend_channel));
-            RunScript(client, pieces, bench_rounds);
+            RunScript(client, pieces, bench_rounds, late_map);
           });
         }
         continue;
@@ -283,6 +294,7 @@ void ServeFrontend(Channel& channel, Pieces& pieces, int bench_rounds) {
 int Main(int argc, char** argv) {
   std::string socket_path;
   int bench_rounds = 0;
+  bool late_map = false;
   std::optional<uint64_t> carveout;
   uint64_t carveout_address = 0;
   for (int i = 1; i < argc; ++i) {
@@ -292,13 +304,16 @@ int Main(int argc, char** argv) {
     } else if (a == "--bench" && i + 1 < argc && absl::SimpleAtoi(argv[i + 1], &bench_rounds) &&
                bench_rounds >= 0) {
       ++i;
+    } else if (a == "--late-map") {
+      late_map = true;
     } else if (a == "--carveout" && i + 1 < argc &&
                absl::SimpleHexAtoi(argv[i + 1], &carveout_address)) {
       carveout = carveout_address;
       ++i;
     } else {
       std::fprintf(stderr,
-                   "usage: rmem-shmem-test-backend --socket PATH [--bench N] [--carveout PHYS]\n"
+                   "usage: rmem-shmem-test-backend --socket PATH [--bench N] [--late-map]\n"
+                   "                               [--carveout PHYS]\n"
                    "TEST ONLY: a vhost-user back-end exercising rmem-vmm's shared memory\n"
                    "region (VIRTIO ID %u); see the comment at the top of its source.\n"
                    "--carveout: the pieces are 3 MiB of /dev/rmem-carveout at PHYS (hex).\n",
@@ -322,7 +337,7 @@ int Main(int argc, char** argv) {
   Fd conn(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!conn.valid()) Die("accept failed");
   Channel channel(std::move(conn), "rmem-vmm", RequestSpace::kFrontend);
-  ServeFrontend(channel, pieces, bench_rounds);
+  ServeFrontend(channel, pieces, bench_rounds, late_map);
   unlink(socket_path.c_str());
   return 0;
 }

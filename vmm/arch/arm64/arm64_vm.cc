@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "vmm/arch/arm64/boot_layout.h"
 #include "vmm/arch/arm64/device_tree.h"
+#include "vmm/arch/arm64/external_abort.h"
 #include "vmm/arch/arm64/memory_map.h"
 #include "vmm/arch/build_vm.h"
 #include "vmm/devices/uart_16550.h"
@@ -106,6 +107,28 @@ absl::Status InitGic(Vm& vm) {
                        "GICv3 init");
 }
 
+// How isolation violations are answered (docs/vmm.md, "Policy"): an external
+// abort where KVM can inject one, else fail-stop, said once at start-up.
+absl::Status InitViolationPolicy(Vm& vm, ViolationPolicy policy) {
+  absl::StatusOr<bool> nisv = ReportUndecodedAccesses(vm.kvm());
+  if (!nisv.ok()) return nisv.status();
+  absl::StatusOr<std::unique_ptr<ExternalAbortInjector>> injector =
+      MakeExternalAbortInjector(vm.kvm());
+  std::string stop_reason = "stopping the guest (--on-violation stop)";
+  if (!injector.ok()) {
+    stop_reason = absl::StrCat("stopping the guest (", injector.status().message(), ")");
+    if (policy == ViolationPolicy::kAbort) {
+      std::fprintf(stderr,
+                   "rmem-vmm: %s: a guest access to shared memory it was not granted will "
+                   "stop the guest (exit 5) instead\n",
+                   std::string(injector.status().message()).c_str());
+    }
+  }
+  vm.SetViolationPolicy(policy, injector.ok() ? std::move(*injector) : nullptr,
+                        std::move(stop_reason));
+  return absl::OkStatus();
+}
+
 // The console: bytes go to stdout, flushed at each newline so that a
 // caller reading markers sees them as they happen.
 void ConsoleOut(uint8_t byte) {
@@ -147,6 +170,7 @@ absl::StatusOr<std::unique_ptr<Vm>> BuildVm(const VmConfig& config) {
     return s;
   }
 
+  if (absl::Status s = InitViolationPolicy(*vm, config.on_violation); !s.ok()) return s;
   if (absl::Status s = InitVcpus(*vm, config.cpus); !s.ok()) return s;
   if (absl::Status s = InitGic(*vm); !s.ok()) return s;
 

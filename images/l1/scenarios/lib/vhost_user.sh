@@ -36,10 +36,12 @@ stop_backend() {
 }
 
 # run_guest L2_SCENARIO APPEND DEVICE...: rmem-vmm boots the guest into
-# L2_SCENARIO with one `--device` per DEVICE, APPEND added to its command line. The guest's console is kept in $GUEST_OUT and then
-# shown, as is rmem-vmm's stderr; prints RMEM-L1-VMM-EXIT <status> and
-# RMEM-L1-VMM-SECONDS <s> and returns rmem-vmm's exit status. The guest
-# may run for $VMM_TIMEOUT seconds (120 unless the scenario sets it).
+# L2_SCENARIO with one `--device` per DEVICE, APPEND added to its command
+# line, and $VMM_OPTIONS (if set) as more rmem-vmm options. The guest's
+# console is kept in $GUEST_OUT and then shown, as is rmem-vmm's stderr;
+# prints RMEM-L1-VMM-EXIT <status> and RMEM-L1-VMM-SECONDS <s> and returns
+# rmem-vmm's exit status. The guest may run for $VMM_TIMEOUT seconds (120
+# unless the scenario sets it).
 run_guest() {
   l2=$1 append=$2
   shift 2
@@ -48,7 +50,7 @@ run_guest() {
   start=$(uptime)
   # shellcheck disable=SC2086
   rmem-vmm --kernel $KERNEL --initrd $INITRD --memory 256 --cpus 2 --timeout "${VMM_TIMEOUT:-120}" \
-    --stats $devices --append "$APPEND rmem.l2=$l2 $append" >$GUEST_OUT 2>/tmp/vmm.err
+    --stats ${VMM_OPTIONS:-} $devices --append "$APPEND rmem.l2=$l2 $append" >$GUEST_OUT 2>/tmp/vmm.err
   rc=$?
   end=$(uptime)
   tr -d '\r' <$GUEST_OUT

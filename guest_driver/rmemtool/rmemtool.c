@@ -901,6 +901,290 @@ static int cmd_sleep(char **w, int n)
 	return 0;
 }
 
+/* --- bench: latencies from inside the guest ------------------------------ */
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Prints the median and p99 of @n samples (ns) of @op; sorts them. */
+static void bench_report(const char *op, uint64_t size, uint64_t *ns,
+			 unsigned int n)
+{
+	unsigned int p99 = (n * 99 + 99) / 100;
+
+	qsort(ns, n, sizeof(*ns), cmp_u64);
+	out("bench", "op=%s size=0x%" PRIx64 " rounds=%u median_us=%.1f p99_us=%.1f",
+	    op, size, n, ns[n / 2] / 1000.0, ns[(p99 ? p99 : 1) - 1] / 1000.0);
+}
+
+/* Waits up to @timeout_ms for the next event of @type (others are read and
+ * dropped); 0 or an errno. */
+static int bench_wait_event(uint32_t type, int timeout_ms, struct rmem_event *ev)
+{
+	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+	for (;;) {
+		struct pollfd pfd = { .fd = dev_fd, .events = POLLIN };
+		int64_t left = (int64_t)(deadline - now_ns()) / 1000000;
+		ssize_t len;
+
+		if (left <= 0)
+			return ETIMEDOUT;
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			return errno;
+		if (pfd.revents & (POLLHUP | POLLERR))
+			return ENODEV;
+		if (!(pfd.revents & POLLIN))
+			continue;
+		len = read(dev_fd, ev, sizeof(*ev));
+		if (len < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (len != sizeof(*ev))
+			return len < 0 ? errno : EIO;
+		if (ev->type == type)
+			return 0;
+	}
+}
+
+struct bench_args {
+	uint32_t heap;
+	uint64_t size;
+	unsigned int rounds;
+	uint32_t peer;
+};
+
+static int bench_parse(char **w, int n, bool with_peer, struct bench_args *a)
+{
+	const char *rounds = opt(w, n, 2, "rounds"), *peer = opt(w, n, 2, "to");
+	uint64_t v = 1000;
+
+	if (n < 4 || heap_index(w[2], &a->heap) || parse_u64(w[3], &a->size) ||
+	    (rounds && parse_u64(rounds, &v)) || !v || v > 1000000)
+		return -1;
+	a->rounds = (unsigned int)v;
+	if (with_peer) {
+		if (!peer || parse_u64(peer, &v) || !v || v > UINT32_MAX)
+			return -1;
+		a->peer = (uint32_t)v;
+	}
+	return 0;
+}
+
+/*
+ * bench alloc HEAP SIZE [rounds=N]: ALLOC and FREE (+ close) of SIZE, N
+ * times; beside it the guest's ordinary memory: mmap of SIZE anonymous
+ * pages, zeroing them all, munmap (what a system heap allocation costs).
+ */
+static int bench_alloc(char **w, int n)
+{
+	uint64_t *alloc_ns, *free_ns, *plain_ns;
+	struct bench_args a;
+	unsigned int i;
+	int err = 0;
+
+	if (bench_parse(w, n, false, &a))
+		return usage_error("bench", "bench alloc HEAP SIZE [rounds=N]");
+	alloc_ns = calloc(a.rounds, sizeof(uint64_t));
+	free_ns = calloc(a.rounds, sizeof(uint64_t));
+	plain_ns = calloc(a.rounds, sizeof(uint64_t));
+	if (!alloc_ns || !free_ns || !plain_ns) {
+		err = fail("bench", ENOMEM, "op=alloc");
+		goto out;
+	}
+	for (i = 0; i < a.rounds; i++) {
+		struct rmem_alloc al = { .heap = a.heap, .size = a.size };
+		struct rmem_free fr = { 0 };
+		uint64_t t0 = now_ns(), t1;
+
+		if (ioctl(dev_fd, RMEM_IOC_ALLOC, &al)) {
+			err = fail("bench", errno, "op=alloc round=%u", i);
+			goto out;
+		}
+		t1 = now_ns();
+		fr.fd = al.fd;
+		if (ioctl(dev_fd, RMEM_IOC_FREE, &fr)) {
+			err = fail("bench", errno, "op=free round=%u", i);
+			close(al.fd);
+			goto out;
+		}
+		close(al.fd);
+		alloc_ns[i] = t1 - t0;
+		free_ns[i] = now_ns() - t1;
+	}
+	for (i = 0; i < a.rounds; i++) {
+		uint64_t t0 = now_ns();
+		void *p = mmap(NULL, a.size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED) {
+			err = fail("bench", errno, "op=system-alloc");
+			goto out;
+		}
+		memset(p, 0, a.size);
+		munmap(p, a.size);
+		plain_ns[i] = now_ns() - t0;
+	}
+	bench_report("alloc", a.size, alloc_ns, a.rounds);
+	bench_report("free", a.size, free_ns, a.rounds);
+	bench_report("system-alloc-zero-free", a.size, plain_ns, a.rounds);
+out:
+	free(alloc_ns);
+	free(free_ns);
+	free(plain_ns);
+	return err;
+}
+
+/*
+ * bench share HEAP SIZE to=VM [rounds=N]: one buffer of SIZE, shared
+ * read-only (with CPU map) to VM N times: SHARE until the RETRIEVED event
+ * (the peer's dma-buf exists and is mapped in its region), until the
+ * RELINQUISHED event, and the RECLAIM. The peer runs "bench peer".
+ */
+static int bench_share(char **w, int n)
+{
+	uint64_t *retrieved_ns, *back_ns, *reclaim_ns;
+	struct rmem_alloc al = { 0 };
+	struct rmem_free fr = { 0 };
+	struct rmem_receiver to;
+	struct bench_args a;
+	unsigned int i;
+	int err = 0;
+
+	if (bench_parse(w, n, true, &a))
+		return usage_error("bench", "bench share HEAP SIZE to=VM [rounds=N]");
+	retrieved_ns = calloc(a.rounds, sizeof(uint64_t));
+	back_ns = calloc(a.rounds, sizeof(uint64_t));
+	reclaim_ns = calloc(a.rounds, sizeof(uint64_t));
+	al.heap = a.heap;
+	al.size = a.size;
+	if (!retrieved_ns || !back_ns || !reclaim_ns || ioctl(dev_fd, RMEM_IOC_ALLOC, &al)) {
+		err = fail("bench", retrieved_ns && back_ns && reclaim_ns ? errno : ENOMEM,
+			   "op=share-setup");
+		goto out;
+	}
+	to.vm_id = a.peer;
+	to.rights = RMEM_RIGHT_READ | RMEM_RIGHT_CPU_MAP;
+	for (i = 0; i < a.rounds; i++) {
+		struct rmem_offer o = { .fd = al.fd, .num_receivers = 1,
+					.receivers = (uintptr_t)&to };
+		struct rmem_reclaim r = { .fd = al.fd };
+		struct rmem_event ev;
+		uint64_t t0 = now_ns(), t1, t2;
+
+		if (ioctl(dev_fd, RMEM_IOC_SHARE, &o)) {
+			err = fail("bench", errno, "op=share round=%u", i);
+			goto done;
+		}
+		err = bench_wait_event(RMEM_EVENT_RETRIEVED, 60000, &ev);
+		t1 = now_ns();
+		if (!err)
+			err = bench_wait_event(RMEM_EVENT_RELINQUISHED, 60000, &ev);
+		if (err) {
+			err = fail("bench", err, "op=share-wait round=%u", i);
+			goto done;
+		}
+		t2 = now_ns();
+		if (ioctl(dev_fd, RMEM_IOC_RECLAIM, &r)) {
+			err = fail("bench", errno, "op=reclaim round=%u", i);
+			goto done;
+		}
+		retrieved_ns[i] = t1 - t0;
+		back_ns[i] = t2 - t0;
+		reclaim_ns[i] = now_ns() - t2;
+	}
+	bench_report("share-to-peer-retrieved", a.size, retrieved_ns, a.rounds);
+	bench_report("share-to-peer-relinquished", a.size, back_ns, a.rounds);
+	bench_report("reclaim", a.size, reclaim_ns, a.rounds);
+done:
+	fr.fd = al.fd;
+	ioctl(dev_fd, RMEM_IOC_FREE, &fr);
+	close(al.fd);
+out:
+	free(retrieved_ns);
+	free(back_ns);
+	free(reclaim_ns);
+	return err;
+}
+
+/*
+ * bench peer [rounds=N]: N times, the next OFFERED: RETRIEVE (the dma-buf
+ * fd, its pages mapped in our region) and RELINQUISH (+ close).
+ */
+static int bench_peer(char **w, int n)
+{
+	const char *rounds_opt = opt(w, n, 2, "rounds");
+	uint64_t *retrieve_ns, *relinquish_ns, rounds = 1000, size = 0;
+	unsigned int i;
+	int err = 0;
+
+	if ((rounds_opt && parse_u64(rounds_opt, &rounds)) || !rounds || rounds > 1000000)
+		return usage_error("bench", "bench peer [rounds=N]");
+	retrieve_ns = calloc(rounds, sizeof(uint64_t));
+	relinquish_ns = calloc(rounds, sizeof(uint64_t));
+	if (!retrieve_ns || !relinquish_ns) {
+		err = fail("bench", ENOMEM, "op=peer");
+		goto out;
+	}
+	for (i = 0; i < rounds; i++) {
+		struct rmem_retrieve r = { 0 };
+		struct rmem_relinquish q = { 0 };
+		struct rmem_event ev;
+		uint64_t t0, t1;
+
+		err = bench_wait_event(RMEM_EVENT_OFFERED, 300000, &ev);
+		if (err) {
+			err = fail("bench", err, "op=peer-wait round=%u", i);
+			goto out;
+		}
+		r.handle = ev.handle;
+		t0 = now_ns();
+		if (ioctl(dev_fd, RMEM_IOC_RETRIEVE, &r)) {
+			err = fail("bench", errno, "op=retrieve round=%u", i);
+			goto out;
+		}
+		t1 = now_ns();
+		q.fd = r.fd;
+		if (ioctl(dev_fd, RMEM_IOC_RELINQUISH, &q)) {
+			err = fail("bench", errno, "op=relinquish round=%u", i);
+			close(r.fd);
+			goto out;
+		}
+		close(r.fd);
+		retrieve_ns[i] = t1 - t0;
+		relinquish_ns[i] = now_ns() - t1;
+		size = r.size;
+	}
+	bench_report("retrieve", size, retrieve_ns, (unsigned int)rounds);
+	bench_report("relinquish", size, relinquish_ns, (unsigned int)rounds);
+out:
+	free(retrieve_ns);
+	free(relinquish_ns);
+	return err;
+}
+
+static int cmd_bench(char **w, int n)
+{
+	if (n >= 2 && !strcmp(w[1], "alloc"))
+		return bench_alloc(w, n);
+	if (n >= 2 && !strcmp(w[1], "share"))
+		return bench_share(w, n);
+	if (n >= 2 && !strcmp(w[1], "peer"))
+		return bench_peer(w, n);
+	return usage_error("bench", "bench alloc|share|peer ...");
+}
+
 /* --- bad: malformed requests through RMEM_IOC_RAW ----------------------- */
 
 struct bad_case {
@@ -1063,6 +1347,9 @@ static int cmd_help(char **w, int n)
 	     "  try-write NAME | try-mmap NAME        what writing / mapping does\n"
 	     "  bad                                   malformed requests (raw_requests=1)\n"
 	     "  sleep MS\n"
+	     "  bench alloc HEAP SIZE [rounds=N]      ALLOC/FREE, and mmap+zero of SIZE\n"
+	     "  bench share HEAP SIZE to=VM [rounds=N]   share to VM until retrieved\n"
+	     "  bench peer [rounds=N]                 the receiving side of bench share\n"
 	     "Prefix a command with expect=ERRNO|ok to require that outcome, or ? to allow any.");
 	return 0;
 }
@@ -1092,6 +1379,7 @@ static const struct {
 	{ "try-mmap", cmd_try_mmap, false },
 	{ "bad", cmd_bad, true },
 	{ "sleep", cmd_sleep, false },
+	{ "bench", cmd_bench, true },
 	{ "help", cmd_help, false },
 };
 

@@ -33,11 +33,12 @@
 #   RMEM-L2-RMEM-DMESG <line>                the driver's kernel messages
 # The scenario fails if a phase or the unload did.
 status=0
-role="" handle=""
+role="" handle="" rounds=1000
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     rmem.role=*) role="${arg#rmem.role=}" ;;
     rmem.handle=*) handle="${arg#rmem.handle=}" ;;
+    rmem.rounds=*) rounds="${arg#rmem.rounds=}" ;;
   esac
 done
 T=timeout=300  # the other guests may still be booting (TCG, nested)
@@ -163,11 +164,22 @@ stranger() {
     'sleep 600000'
 }
 
+# The benchmark (L1 scenario rmem_bench): rmem.rounds= rounds of each.
+bench_owner() {
+  phase bench-alloc "bench alloc secure-video 8M rounds=$rounds"
+  phase bench-share "bench share secure-video 8M to=2 rounds=$rounds"
+}
+bench_peer() {
+  phase bench-peer "bench peer rounds=$rounds"
+}
+
 case "$role" in
   owner) owner ;;
   peer) peer ;;
   stranger) stranger ;;
-  *) echo "l2: rmem: no rmem.role=owner|peer|stranger"; exit 2 ;;
+  bench-owner) bench_owner ;;
+  bench-peer) bench_peer ;;
+  *) echo "l2: rmem: no rmem.role=owner|peer|stranger|bench-owner|bench-peer"; exit 2 ;;
 esac
 
 # Unload: remove() with the device bound (broken for the owner), then

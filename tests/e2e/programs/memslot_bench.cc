@@ -12,16 +12,23 @@
 //                    region, a piece granted by mmap(MAP_FIXED) of the fd
 //                    into its host range and revoked by mapping PROT_NONE
 //                    back (KVM's MMU notifier drops stage-2)
+//   socket_rtt       an 8-byte round trip over a Unix socket pair to a thread
+//   rtt_plus_map     the floor of a broker request that maps a buffer: one
+//                    socket round trip plus one memslot add of 8 MiB (the
+//                    delete is not timed); the guest benchmark of virtio-rmem
+//                    (rmemtool bench) is compared with it
 // No vCPU touches the memory, so stage-2 holds nothing to tear down: revoke
 // figures are lower bounds. Prints median and p99 per operation in µs and
 // the ratio to the floor.
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/numbers.h"
@@ -33,7 +40,7 @@ namespace rmem::vmm {
 namespace {
 
 constexpr uint64_t kPiece = 64 * 1024;
-constexpr uint64_t kRegion = 4 << 20;
+constexpr uint64_t kRegion = 8 << 20;  // also the floor's buffer size
 constexpr uint64_t kRegionGuest = uint64_t{1} << 39;
 
 struct Figures {
@@ -107,6 +114,38 @@ int Main(int argc, char** argv) {
           }
         }),
         bare.median_us);
+  // A request's floor: a socket round trip, then a buffer-sized slot add.
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return 1;
+  std::thread echo([fd = pair[1]] {
+    uint64_t v;
+    while (read(fd, &v, sizeof(v)) == sizeof(v)) {
+      if (write(fd, &v, sizeof(v)) != sizeof(v)) return;
+    }
+  });
+  auto round_trip = [&] {
+    uint64_t v = 42;
+    if (write(pair[0], &v, sizeof(v)) != sizeof(v) || read(pair[0], &v, sizeof(v)) != sizeof(v)) {
+      std::exit(1);
+    }
+  };
+  Print("socket_rtt", Time(rounds, round_trip), bare.median_us);
+  std::vector<double> floor_us;
+  for (int i = 0; i < rounds; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    round_trip();
+    Check(kvm->SetMemorySlot(3, GuestAddr(kRegionGuest + 2 * kRegion), kRegion, host, false),
+          "slot add");
+    floor_us.push_back(
+        std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    Check(kvm->SetMemorySlot(3, GuestAddr(kRegionGuest + 2 * kRegion), 0, nullptr, false),
+          "slot delete");
+  }
+  std::sort(floor_us.begin(), floor_us.end());
+  Print("rtt_plus_map", {floor_us[floor_us.size() / 2], floor_us[floor_us.size() * 99 / 100]},
+        bare.median_us);
+  shutdown(pair[0], SHUT_RDWR);
+  echo.join();
   std::printf("RMEM-BENCH rounds=%d piece_bytes=%llu\n", rounds,
               static_cast<unsigned long long>(kPiece));
   return 0;

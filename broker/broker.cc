@@ -433,6 +433,12 @@ absl::Status Broker::Reclaim(VmId caller, BufferId buffer, ReclaimMode mode) {
   return absl::OkStatus();
 }
 
+std::optional<GuestAddr> Broker::OwnerMappedAt(VmId caller, BufferId buffer) {
+  const Buffer* b = ledger_.FindOwned(caller, buffer);
+  if (b == nullptr || !b->owner_has_access()) return std::nullopt;
+  return b->mapped_at;
+}
+
 absl::Status Broker::Free(VmId caller, BufferId buffer) {
   if (absl::Status s = CheckCaller(caller); !s.ok()) return s;
   Buffer* b = ledger_.FindOwned(caller, buffer);

@@ -141,6 +141,10 @@ class Broker {
   // errors (restoring the owner's mapping) pass through.
   absl::Status Reclaim(VmId caller, BufferId buffer,
                        ReclaimMode mode = ReclaimMode::kWaitForBorrowers);
+  // Where the caller sees its own buffer in its guest (cpu-map), nullopt if
+  // it does not now (no cpu-map, lent or donated away) or it is not the
+  // caller's buffer.
+  std::optional<GuestAddr> OwnerMappedAt(VmId caller, BufferId buffer);
   // Scrubs the buffer and returns it to its pool.
   // NotFound: not the caller's. FailedPrecondition: a transaction is open.
   absl::Status Free(VmId caller, BufferId buffer);

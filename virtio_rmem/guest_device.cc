@@ -23,8 +23,7 @@ constexpr int kVmmExitWaitMs = 10000;
 
 GuestDevice::GuestDevice(Broker& broker, ShmRegionStage2& stage2, VmId vm, uint64_t region_bytes,
                          std::function<void()> after_request)
-    : broker_(broker),
-      stage2_(stage2),
+    : stage2_(stage2),
       rmem_(broker, vm),
       region_bytes_(region_bytes),
       after_request_(std::move(after_request)) {}

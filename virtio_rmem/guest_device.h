@@ -72,7 +72,6 @@ class GuestDevice : public VirtioDevice, public ShmRegionMapper {
   uint64_t events_delivered() const { return events_delivered_; }
 
  private:
-  Broker& broker_;
   ShmRegionStage2& stage2_;
   RmemDevice rmem_;
   uint64_t region_bytes_;

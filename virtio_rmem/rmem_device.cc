@@ -22,6 +22,7 @@ size_t ResponseSize(const Request& request) {
           return sizeof(virtio_rmem_resp_offer);
         }
         if constexpr (std::is_same_v<T, RetrieveRequest>) return sizeof(virtio_rmem_resp_retrieve);
+        if constexpr (std::is_same_v<T, ReclaimRequest>) return sizeof(virtio_rmem_resp_reclaim);
         return sizeof(virtio_rmem_resp_hdr);
       },
       request);
@@ -255,7 +256,9 @@ RmemDevice::Outcome RmemDevice::Run(const Request& request) {
       !s.ok()) {
     return Outcome::Failed(s);
   }
-  return ok(virtio_rmem_resp_hdr{});
+  virtio_rmem_resp_reclaim resp{};
+  resp.shm_offset = OffsetOf(broker_.OwnerMappedAt(vm_, r.buffer));
+  return ok(resp);
 }
 
 std::optional<virtio_rmem_event> RmemDevice::NextEvent() {

@@ -131,18 +131,18 @@ struct rmem_dev {
  *                              FREE ok -> GONE
  *   ACTIVE   borrower  yes     RELINQUISH ok, REVOKED event -> GONE
  *   OFFERED  owner     yes     RECLAIM ok -> ACTIVE
- *   AWAY     owner     no      RECLAIM ok -> ACTIVE, offset lost;
+ *   AWAY     owner     no      RECLAIM ok -> ACTIVE at RECLAIM's offset;
  *                              DONATED event -> GONE
  *   GONE     any       no      (final)
  *   any      any       no      device removed or broken -> GONE
  *
  * Before a request that ends the VM's access (FREE, RELINQUISH, LEND,
  * DONATE) the driver takes access away and zaps the user mappings; if the
- * request fails, access comes back (the pages fault in again). Offset
- * lost: after RECLAIM of a lend or donation the device maps the buffer
- * back, but RECLAIM's response carries no shm_offset and the device may
- * have placed it elsewhere, so the driver no longer knows where it is: the
- * buffer stays usable for everything but CPU access (RMEM_STATE_NO_OFFSET).
+ * request fails, access comes back (the pages fault in again). After
+ * RECLAIM of a lend the device maps the buffer back, maybe at another
+ * offset, which RECLAIM's response carries. Offset lost: if that answer
+ * does not place the buffer sanely (a device bug), the buffer stays usable
+ * for everything but CPU access (RMEM_STATE_NO_OFFSET).
  */
 enum rmem_buf_state {
 	RMEM_BUF_PENDING = 0,	/* RETRIEVE in flight (never has a dma-buf) */

@@ -289,16 +289,22 @@ static int rmem_send_relinquish(struct rmem_dev *rdev, u64 handle)
 	return rmem_request(rdev, &req, sizeof(req), &resp, sizeof(resp));
 }
 
-static int rmem_send_reclaim(struct rmem_dev *rdev, u64 id, u32 flags)
+/* RECLAIM; @shm_offset (may be NULL) gets where the owner sees it now. */
+static int rmem_send_reclaim(struct rmem_dev *rdev, u64 id, u32 flags,
+			     u64 *shm_offset)
 {
 	struct virtio_rmem_req_reclaim req = {
 		.hdr.type = cpu_to_le32(VIRTIO_RMEM_REQ_RECLAIM),
 		.buffer = cpu_to_le64(id),
 		.flags = cpu_to_le32(flags),
 	};
-	struct virtio_rmem_resp_hdr resp;
+	struct virtio_rmem_resp_reclaim resp;
+	int err;
 
-	return rmem_request(rdev, &req, sizeof(req), &resp, sizeof(resp));
+	err = rmem_request(rdev, &req, sizeof(req), &resp, sizeof(resp));
+	if (!err && shm_offset)
+		*shm_offset = le64_to_cpu(resp.shm_offset);
+	return err;
 }
 
 /*
@@ -726,14 +732,15 @@ int rmem_relinquish_handle(struct rmem_dev *rdev, u64 handle)
 
 /*
  * RECLAIM of an owned buffer's open offer. After a share the owner's
- * access never stopped; after a lend or donation the device maps the
- * buffer back, but RECLAIM's response carries no region offset, so the
- * buffer is no longer CPU-mappable here (rmem.h, "Offset lost").
+ * access never stopped; after a lend the device maps the buffer back and
+ * RECLAIM's response says where (possibly another offset than before). An
+ * answer that does not place the buffer sanely leaves it without CPU
+ * access (rmem.h, "Offset lost").
  */
 int rmem_buf_reclaim(struct rmem_buf *buf, u32 flags)
 {
 	struct rmem_dev *rdev = buf->rdev;
-	u64 id = 0;
+	u64 id = 0, offset = VIRTIO_RMEM_NO_OFFSET;
 	int err;
 
 	if (flags & ~RMEM_RECLAIM_REVOKE)
@@ -756,15 +763,18 @@ int rmem_buf_reclaim(struct rmem_buf *buf, u32 flags)
 	if (err)
 		goto out;
 
-	err = rmem_send_reclaim(rdev, id, flags);
+	err = rmem_send_reclaim(rdev, id, flags, &offset);
 	mutex_lock(&rdev->lock);
 	if (!err && buf->state != RMEM_BUF_GONE) {
 		if (buf->state == RMEM_BUF_AWAY &&
-		    buf->shm_offset != VIRTIO_RMEM_NO_OFFSET) {
-			buf->shm_offset = VIRTIO_RMEM_NO_OFFSET;
-			buf->offset_lost = true;
-			pr_notice_ratelimited("%s: buffer 0x%llx reclaimed; its new region offset is unknown, so it cannot be CPU-mapped any more\n",
-					      rdev->name, id);
+		    (buf->rights & VIRTIO_RMEM_RIGHT_CPU_MAP)) {
+			if (rmem_check_placement(rdev, buf->size, offset,
+						 buf->rights, "RECLAIM")) {
+				buf->shm_offset = VIRTIO_RMEM_NO_OFFSET;
+				buf->offset_lost = true;
+			} else {
+				buf->shm_offset = offset;
+			}
 		}
 		buf->state = RMEM_BUF_ACTIVE;
 		buf->handle = 0;
@@ -895,10 +905,10 @@ static bool rmem_release_owned(struct rmem_buf *buf, enum rmem_buf_state state)
 	int err;
 
 	if (state == RMEM_BUF_OFFERED || state == RMEM_BUF_AWAY) {
-		err = rmem_send_reclaim(rdev, buf->id, 0);
+		err = rmem_send_reclaim(rdev, buf->id, 0, NULL);
 		if (err == -EBUSY && rmem_may_revoke(rdev, buf->heap))
 			err = rmem_send_reclaim(rdev, buf->id,
-						VIRTIO_RMEM_RECLAIM_REVOKE);
+						VIRTIO_RMEM_RECLAIM_REVOKE, NULL);
 		if (err == -ENOENT || err == -ENODEV)
 			return true; /* not ours any more, or no device */
 		/* BUSY may also mean "no open offer": FREE decides. */

@@ -345,6 +345,12 @@ static long rmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
+/* Removed, or broken (needs a reset): no event will come any more. */
+static bool rmem_evq_ended(struct rmem_dev *rdev)
+{
+	return READ_ONCE(rdev->removed) || rmem_dev_stopped(rdev);
+}
+
 static bool rmem_evq_ready(struct rmem_dev *rdev)
 {
 	unsigned long flags;
@@ -353,7 +359,7 @@ static bool rmem_evq_ready(struct rmem_dev *rdev)
 	spin_lock_irqsave(&rdev->evq_lock, flags);
 	ready = rdev->evq_count;
 	spin_unlock_irqrestore(&rdev->evq_lock, flags);
-	return ready || READ_ONCE(rdev->removed);
+	return ready || rmem_evq_ended(rdev);
 }
 
 /* Takes the oldest queued event, if any, after copying it out. */
@@ -404,7 +410,7 @@ static ssize_t rmem_read(struct file *file, char __user *ubuf, size_t count,
 			return done * sizeof(struct rmem_event);
 		if (ret < 0)
 			return ret;
-		if (READ_ONCE(rdev->removed))
+		if (rmem_evq_ended(rdev))
 			return -ENODEV;
 		if (file->f_flags & O_NONBLOCK)
 			return -EAGAIN;
@@ -425,7 +431,7 @@ static __poll_t rmem_poll(struct file *file, poll_table *wait)
 	if (rdev->evq_count)
 		mask |= EPOLLIN | EPOLLRDNORM;
 	spin_unlock_irqrestore(&rdev->evq_lock, flags);
-	if (READ_ONCE(rdev->removed))
+	if (rmem_evq_ended(rdev))
 		mask |= EPOLLHUP | EPOLLERR;
 	return mask;
 }

@@ -86,6 +86,7 @@ void rmem_dev_set_broken(struct rmem_dev *rdev, const char *why)
 		return; /* removed, or broken already */
 	pr_err("%s: %s: the device is broken; no buffer is usable until the driver is bound again\n",
 	       rdev->name, why);
+	wake_up_interruptible_all(&rdev->evq_wait); /* readers: no more events */
 	schedule_work(&rdev->broken_work);
 }
 

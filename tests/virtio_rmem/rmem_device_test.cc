@@ -273,8 +273,22 @@ TEST_F(RmemDeviceTest, LendRelinquishReclaimFree) {
   ExpectStatus(decrypt_, Bytes(rc), VIRTIO_RMEM_S_BUSY);  // display holds it
   ASSERT_EQ(StatusOf(Send(display_, HandleReq(VIRTIO_RMEM_REQ_RELINQUISH, h))), VIRTIO_RMEM_S_OK);
   ExpectStatus(display_, HandleReq(VIRTIO_RMEM_REQ_RELINQUISH, h), VIRTIO_RMEM_S_BUSY);
-  ASSERT_EQ(StatusOf(Send(decrypt_, Bytes(rc))), VIRTIO_RMEM_S_OK) << decrypt_.last_error();
+  const std::vector<uint8_t> reclaimed = Send(decrypt_, Bytes(rc));
+  ASSERT_EQ(StatusOf(reclaimed), VIRTIO_RMEM_S_OK) << decrypt_.last_error();
+  ASSERT_EQ(reclaimed.size(), sizeof(virtio_rmem_resp_reclaim));
+  EXPECT_NE(ReadWire<virtio_rmem_resp_reclaim>(reclaimed).shm_offset, VIRTIO_RMEM_NO_OFFSET)
+      << "the owner's mapping is back, and RECLAIM says where";
   ASSERT_EQ(StatusOf(Send(decrypt_, Bytes(f))), VIRTIO_RMEM_S_OK) << decrypt_.last_error();
+}
+
+TEST_F(RmemDeviceTest, Reclaim_ResponseNeedsSixteenBytes) {
+  const virtio_rmem_resp_alloc a = Alloc(decrypt_, kHeapGeneral, 4096);
+  Share(decrypt_, a.buffer, kDisplay, VIRTIO_RMEM_RIGHT_READ);
+  virtio_rmem_req_reclaim rc{};
+  rc.hdr.type = VIRTIO_RMEM_REQ_RECLAIM;
+  rc.buffer = a.buffer;
+  ExpectStatus(decrypt_, Bytes(rc), VIRTIO_RMEM_S_INVALID, "RECLAIM needs 16 writable bytes",
+               sizeof(virtio_rmem_resp_hdr));
 }
 
 TEST_F(RmemDeviceTest, ReclaimWithRevokeRevokesTheBorrower) {

@@ -205,6 +205,11 @@ struct virtio_rmem_req_reclaim {
 	__le32 reserved; /* 0 */
 };
 
+struct virtio_rmem_resp_reclaim {
+	struct virtio_rmem_resp_hdr hdr;
+	__le64 shm_offset; /* where the owner sees it now, or NO_OFFSET */
+};
+
 /* Events, written by the device into eventq buffers. */
 #define VIRTIO_RMEM_EVENT_OFFERED 1      /* to a receiver */
 #define VIRTIO_RMEM_EVENT_RETRIEVED 2    /* to the owner */
@@ -252,6 +257,7 @@ VIRTIO_RMEM_ASSERT_SIZE(struct virtio_rmem_resp_offer, 16);
 VIRTIO_RMEM_ASSERT_SIZE(struct virtio_rmem_req_handle, 16);
 VIRTIO_RMEM_ASSERT_SIZE(struct virtio_rmem_resp_retrieve, 48);
 VIRTIO_RMEM_ASSERT_SIZE(struct virtio_rmem_req_reclaim, 24);
+VIRTIO_RMEM_ASSERT_SIZE(struct virtio_rmem_resp_reclaim, 16);
 VIRTIO_RMEM_ASSERT_SIZE(struct virtio_rmem_event, 56);
 #undef VIRTIO_RMEM_ASSERT_SIZE
 

@@ -54,7 +54,8 @@ boot() {
     --append "$APPEND rmem.role=$role $*" >/tmp/$name.out 2>/tmp/$name.err &
   eval "vmm_$name=$!"
 }
-# finish NAME: waits for its rmem-vmm and shows what it said.
+# finish NAME WANT: waits for its rmem-vmm, shows what it said, and fails
+# the scenario unless it exited with WANT.
 finish() {
   eval "pid=\$vmm_$1"
   wait "$pid"
@@ -62,6 +63,7 @@ finish() {
   tr -d '\r' <"/tmp/$1.out" | sed "s/^/$1: /"
   sed "s/^/$1: l1: rmem-vmm: /" "/tmp/$1.err"
   echo "RMEM-L1-VMM-EXIT $1 $rc"
+  [ "$rc" = "$2" ] || status=1
 }
 
 insmod /lib/rmem/rmem_carveout.ko || { echo "l1: insmod rmem_carveout failed"; exit 1; }
@@ -92,21 +94,21 @@ if wait_for $TIMEOUT said display 'RMEM-L2-TOOL touch name=w result=ok'; then
 else
   status=1
 fi
-finish infotainment
+finish infotainment 137
 if wait_for $TIMEOUT said display 'RMEM-L2-TOOL touch name=f result=ok'; then
   kill -KILL "$vmm_display"
   echo "RMEM-L1-KILLED-VMM display"
 else
   status=1
 fi
-finish display
+finish display 137
 if wait_for $TIMEOUT said decrypt 'RMEM-L2-RMEM-KILL-BACKEND'; then
   kill -KILL $rmemd
   echo "RMEM-L1-KILLED-RMEMD"
 else
   status=1
 fi
-finish decrypt
+finish decrypt 0
 wait $rmemd
 echo "RMEM-L1-RMEMD-EXIT $?"
 sed 's/^/RMEM-L1-RMEMD /' /tmp/rmemd.log

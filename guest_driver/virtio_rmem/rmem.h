@@ -117,6 +117,7 @@ struct rmem_dev {
 	struct list_head release_list;	/* dma-bufs released, device not told yet */
 	struct work_struct release_work;
 	struct work_struct broken_work;
+	bool events_ended;		/* broken_work done: readers get ENODEV */
 	bool removed;			/* remove() ran: no buffer is usable */
 };
 

@@ -345,10 +345,13 @@ static long rmem_ioctl(struct file *file, unsigned int cmd, unsigned long arg)
 	}
 }
 
-/* Removed, or broken (needs a reset): no event will come any more. */
+/*
+ * Removed, or broken (needs a reset) with every buffer already made
+ * unusable: no event will come any more.
+ */
 static bool rmem_evq_ended(struct rmem_dev *rdev)
 {
-	return READ_ONCE(rdev->removed) || rmem_dev_stopped(rdev);
+	return READ_ONCE(rdev->removed) || READ_ONCE(rdev->events_ended);
 }
 
 static bool rmem_evq_ready(struct rmem_dev *rdev)

@@ -73,6 +73,9 @@ static void rmem_broken_work(struct work_struct *work)
 	struct rmem_dev *rdev = container_of(work, struct rmem_dev, broken_work);
 
 	rmem_bufs_kill_all(rdev);
+	/* Only now, with every mapping zapped, do event readers hear of it. */
+	WRITE_ONCE(rdev->events_ended, true);
+	wake_up_interruptible_all(&rdev->evq_wait);
 }
 
 /*
@@ -86,7 +89,6 @@ void rmem_dev_set_broken(struct rmem_dev *rdev, const char *why)
 		return; /* removed, or broken already */
 	pr_err("%s: %s: the device is broken; no buffer is usable until the driver is bound again\n",
 	       rdev->name, why);
-	wake_up_interruptible_all(&rdev->evq_wait); /* readers: no more events */
 	schedule_work(&rdev->broken_work);
 }
 

@@ -1143,7 +1143,8 @@ static int bench_peer(char **w, int n)
 		struct rmem_event ev;
 		uint64_t t0, t1;
 
-		err = bench_wait_event(RMEM_EVENT_OFFERED, 300000, &ev);
+		/* The owner times its allocations first: minutes under TCG. */
+		err = bench_wait_event(RMEM_EVENT_OFFERED, 3600000, &ev);
 		if (err) {
 			err = fail("bench", err, "op=peer-wait round=%u", i);
 			goto out;

@@ -40,8 +40,12 @@ for name in decrypt display; do
   sed "s/^/$name: l1: rmem-vmm: /" "/tmp/$name.err"
   echo "RMEM-L1-VMM-EXIT $name $rc"
   [ $rc = 0 ] || status=1
+  # A benchmark phase that failed fails the run (its figures are missing).
+  tr -d '\r' <"/tmp/$name.out" | grep -q '^RMEM-L2-RMEM-PHASE .* rc=[^0]' && status=1
 done
 kill -TERM $rmemd
 wait $rmemd
 echo "RMEM-L1-RMEMD-EXIT $?"
+sed 's/^/RMEM-L1-RMEMD /' /tmp/rmemd.log
+dmesg | grep -iE 'out of memory|oom|killed process' | sed 's/^/RMEM-L1-DMESG /'
 exit $status

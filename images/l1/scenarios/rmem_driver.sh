@@ -27,7 +27,8 @@
 KERNEL=/guest/Image
 INITRD=/guest/l2.cpio
 APPEND='console=ttyS0 quiet panic=-1 rmem.l2=rmem'
-TIMEOUT=900   # per guest; the whole run takes a few minutes under TCG
+TIMEOUT=300   # per wait; the whole run takes 1-2 minutes under TCG
+VMM_TIMEOUT=900  # per guest
 DEV="type=48896"
 status=0
 
@@ -43,13 +44,34 @@ wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds
 }
 said() { tr -d '\r' <"/tmp/$1.out" 2>/dev/null | grep -q "$2"; }
 alive() { kill -0 "$1" 2>/dev/null; }
+# said_or_gone NAME PATTERN: NAME said it, or its rmem-vmm is gone (then
+# waiting longer is pointless; the caller checks `said` again).
+said_or_gone() {
+  eval "pid=\$vmm_$1"
+  said "$1" "$2" || ! alive "$pid"
+}
+# awaited NAME PATTERN: waits (up to $TIMEOUT) until NAME says PATTERN;
+# if it does not, says so, shows every guest's console so far, fails the
+# scenario and returns 1.
+awaited() {
+  wait_for $TIMEOUT said_or_gone "$1" "$2"
+  said "$1" "$2" && return 0
+  echo "l1: $1 never said '$2' (its rmem-vmm is $(alive "$pid" && echo running || echo gone))"
+  for g in decrypt display infotainment; do
+    [ -f /tmp/$g.out ] && tr -d '\r' </tmp/$g.out | sed "s/^/$g (so far): /"
+    [ -f /tmp/$g.err ] && sed "s/^/$g (so far): l1: rmem-vmm: /" /tmp/$g.err
+  done
+  sed 's/^/RMEM-L1-RMEMD (so far) /' /tmp/rmemd.log
+  status=1
+  return 1
+}
 
 # boot NAME ROLE [APPEND...]: rmem-vmm boots the guest in the background,
 # its console in /tmp/NAME.out; sets vmm_NAME to its pid.
 boot() {
   name=$1 role=$2
   shift 2
-  rmem-vmm --kernel $KERNEL --initrd $INITRD --memory 192 --cpus 1 --timeout $TIMEOUT \
+  rmem-vmm --kernel $KERNEL --initrd $INITRD --memory 192 --cpus 1 --timeout $VMM_TIMEOUT \
     --device "vhost-user,socket=/tmp/rmemd/$name.sock,$DEV" \
     --append "$APPEND rmem.role=$role $*" >/tmp/$name.out 2>/tmp/$name.err &
   eval "vmm_$name=$!"
@@ -82,31 +104,31 @@ fi
 boot decrypt owner
 boot display peer
 handle=""
-if wait_for $TIMEOUT said decrypt 'RMEM-L2-TOOL share name=a '; then
+if awaited decrypt 'RMEM-L2-TOOL share name=a '; then
   handle=$(tr -d '\r' </tmp/decrypt.out | sed -n 's/^RMEM-L2-TOOL share name=a .*handle=\(0x[0-9a-f]*\).*/\1/p' | head -n 1)
 fi
 echo "RMEM-L1-HANDLE ${handle:-none}"
 boot infotainment stranger "rmem.handle=${handle:-0x0}"
 
-if wait_for $TIMEOUT said display 'RMEM-L2-TOOL touch name=w result=ok'; then
+if awaited display 'RMEM-L2-TOOL touch name=w result=ok'; then
   kill -KILL "$vmm_infotainment"
   echo "RMEM-L1-KILLED-VMM infotainment"
 else
-  status=1
+  kill -KILL "$vmm_infotainment" 2>/dev/null
 fi
 finish infotainment 137
-if wait_for $TIMEOUT said display 'RMEM-L2-TOOL touch name=f result=ok'; then
+if awaited display 'RMEM-L2-TOOL touch name=f result=ok'; then
   kill -KILL "$vmm_display"
   echo "RMEM-L1-KILLED-VMM display"
 else
-  status=1
+  kill -KILL "$vmm_display" 2>/dev/null
 fi
 finish display 137
-if wait_for $TIMEOUT said decrypt 'RMEM-L2-RMEM-KILL-BACKEND'; then
+if awaited decrypt 'RMEM-L2-RMEM-KILL-BACKEND'; then
   kill -KILL $rmemd
   echo "RMEM-L1-KILLED-RMEMD"
 else
-  status=1
+  kill -KILL "$vmm_decrypt" $rmemd 2>/dev/null
 fi
 finish decrypt 0
 wait $rmemd

@@ -105,31 +105,42 @@ void Broker::Notify(VmId vm, const Event& e) {
 absl::StatusOr<std::optional<GuestAddr>> Broker::GrantAccess(VmId vm, PageRange pages,
                                                              Rights rights) {
   RMEM_CHECK(!rights.empty());
+  // The firewall first: its regions are scarce, so it is the step that is
+  // refused in normal operation (ResourceExhausted), and then nothing has
+  // been reachable, not even for a moment. The VM's initiators get its
+  // read/write rights within their own maximum (a display controller only
+  // ever reads); those left with nothing get no grant, in RevokeAccess too.
+  std::vector<InitiatorId> granted;
   std::optional<GuestAddr> mapped_at;
+  absl::Cleanup undo = [&] {
+    if (mapped_at) backends_.stage2->Unmap(vm, pages);
+    for (InitiatorId ini : granted) backends_.firewall->Revoke(ini, pages);
+  };
+  for (InitiatorId ini : policy_.initiators_of(vm)) {
+    const Access access = policy_.InitiatorAccess(ini, rights.access());
+    if (access == Access::kNone) continue;
+    absl::Status s = backends_.firewall->Grant(ini, pages, access);
+    if (!s.ok()) {
+      return Annotate(s, absl::StrCat("granting initiator ", ini.value(), " of ", VmName(vm),
+                                      " access"));
+    }
+    granted.push_back(ini);
+  }
   if (rights.cpu_access() != Access::kNone) {
     absl::StatusOr<GuestAddr> m = backends_.stage2->Map(vm, pages, rights.cpu_access());
     if (!m.ok()) return Annotate(m.status(), absl::StrCat("mapping into ", VmName(vm)));
     mapped_at = *m;
-  }
-  const absl::Span<const InitiatorId> initiators = policy_.initiators_of(vm);
-  size_t granted = 0;
-  absl::Cleanup undo = [&] {
-    for (size_t i = 0; i < granted; ++i) backends_.firewall->Revoke(initiators[i], pages);
-    if (mapped_at) backends_.stage2->Unmap(vm, pages);
-  };
-  for (; granted < initiators.size(); ++granted) {
-    absl::Status s = backends_.firewall->Grant(initiators[granted], pages, rights.access());
-    if (!s.ok()) {
-      return Annotate(s, absl::StrCat("granting initiator ", initiators[granted].value(), " of ",
-                                      VmName(vm), " access"));
-    }
   }
   std::move(undo).Cancel();
   return mapped_at;
 }
 
 void Broker::RevokeAccess(VmId vm, PageRange pages, Rights rights) {
-  for (InitiatorId ini : policy_.initiators_of(vm)) backends_.firewall->Revoke(ini, pages);
+  for (InitiatorId ini : policy_.initiators_of(vm)) {
+    if (policy_.InitiatorAccess(ini, rights.access()) != Access::kNone) {
+      backends_.firewall->Revoke(ini, pages);
+    }
+  }
   if (rights.cpu_access() != Access::kNone) backends_.stage2->Unmap(vm, pages);
 }
 

@@ -1,7 +1,9 @@
 // Firewall: gives a device initiator (a DMA master such as a video decoder
 // or display controller) read/write access to a physical range, and takes it
-// away. Implementations: register-level TZC-400 and block-controller models
-// (later), FakeFirewall (fake_backends.h) and NullFirewall (null_backends.h).
+// away. Implementations: BlockFirewall (firewall/block_firewall.h, the driver
+// of a block-granular controller, programmed here through its register-level
+// model), a TZC-400 driver (later), UnenforcedFirewall, FakeFirewall
+// (fake_backends.h) and NullFirewall (null_backends.h).
 #pragma once
 
 #include "absl/status/status.h"

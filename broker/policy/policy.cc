@@ -3,6 +3,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "broker/check.h"
 
 namespace rmem {
 namespace {
@@ -41,6 +42,10 @@ absl::StatusOr<Policy> Policy::Create(PolicyConfig config, absl::Span<const Carv
     if (!initiator_names.insert(ini.name).second) {
       return Invalid(absl::StrCat("initiator name '", ini.name, "' is used twice"));
     }
+    if (ini.max_access == Access::kNone) {
+      return Invalid(absl::StrCat(what, " may access nothing (max access none): leave it out"));
+    }
+    p.initiator_max_.emplace(ini.id, ini.max_access);
     if (ini.owner != kHostVm) {
       if (!p.vm_index_.contains(ini.owner)) {
         return Invalid(absl::StrCat(what, " is owned by unknown ", VmName(ini.owner)));
@@ -116,6 +121,12 @@ absl::Span<const InitiatorId> Policy::initiators_of(VmId vm) const {
   auto it = initiators_by_vm_.find(vm);
   if (it == initiators_by_vm_.end()) return {};
   return it->second;
+}
+
+Access Policy::InitiatorAccess(InitiatorId ini, Access owner_access) const {
+  auto it = initiator_max_.find(ini);
+  RMEM_CHECK(it != initiator_max_.end());
+  return owner_access & it->second;
 }
 
 absl::Status Policy::CheckMayAllocate(HeapId heap, VmId vm) const {

@@ -34,6 +34,9 @@ struct InitiatorConfig {
   InitiatorId id;
   std::string name;  // e.g. "video-decoder"
   VmId owner;        // the VM whose rights it follows; kHostVm = nobody's
+  // The most it may ever be given (firmware's rmem,max-access): it gets its
+  // owner's read/write rights intersected with this. Not kNone.
+  Access max_access = Access::kReadWrite;
 };
 
 // One VM's standing on one heap.
@@ -78,6 +81,9 @@ class Policy {
   const HeapAccess* FindAccess(HeapId heap, VmId vm) const;
   // The device initiators a VM owns (empty for unknown VMs).
   absl::Span<const InitiatorId> initiators_of(VmId vm) const;
+  // What `ini` gets when its owner holds `owner_access`: the intersection
+  // with its max_access (kNone: nothing to program).
+  Access InitiatorAccess(InitiatorId ini, Access owner_access) const;
 
   // ALLOC: PermissionDenied unless the VM is listed with may_allocate.
   absl::Status CheckMayAllocate(HeapId heap, VmId vm) const;
@@ -93,6 +99,7 @@ class Policy {
   std::vector<std::vector<size_t>> heap_carveouts_;
   absl::flat_hash_map<std::pair<uint32_t, VmId>, size_t> access_index_;
   absl::flat_hash_map<VmId, std::vector<InitiatorId>> initiators_by_vm_;
+  absl::flat_hash_map<InitiatorId, Access> initiator_max_;
 };
 
 }  // namespace rmem

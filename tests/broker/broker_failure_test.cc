@@ -145,11 +145,22 @@ TEST_F(FailureTest, NullBackends_RefuseWithUnimplemented) {
   const TestPlatform p = SmallPlatform();
   auto b = Broker::Create(p.carveouts, p.policy, Backends{&stage2, &firewall, &fakes_.scrubber});
   ASSERT_TRUE(b.ok());
+  // The firewall is asked first (its refusal is the common one).
   const absl::Status s = (*b)->Alloc(kDecrypt, "general", 0x1000, 0).status();
   EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(std::string(s.message()), HasSubstr("no stage-2 backend"));
+  EXPECT_THAT(std::string(s.message()), HasSubstr("no firewall backend"));
   EXPECT_EQ((*b)->ledger().buffer_count(), 0u);
   EXPECT_EQ((*b)->pool_stats()[0].stats.free, (*b)->pool_stats()[0].stats.total);
+
+  // A working firewall and no stage-2: the initiators' grants are undone.
+  auto c = Broker::Create(p.carveouts, p.policy,
+                          Backends{&stage2, &fakes_.firewall, &fakes_.scrubber});
+  ASSERT_TRUE(c.ok());
+  const absl::Status t = (*c)->Alloc(kDecrypt, "general", 0x1000, 0).status();
+  EXPECT_EQ(t.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_THAT(std::string(t.message()), HasSubstr("no stage-2 backend"));
+  EXPECT_TRUE(fakes_.memory.parties().empty()) << "nothing reachable after the refusal";
+  EXPECT_EQ((*c)->ledger().buffer_count(), 0u);
 }
 
 }  // namespace

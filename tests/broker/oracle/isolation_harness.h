@@ -7,6 +7,11 @@
 //  3. the isolation oracle: for every party (each VM's CPUs, every device
 //     initiator), every page of every carve-out, and each access kind (read,
 //     write), the fakes' programmed access allows it iff the model grants it;
+//     with a firewall MODEL under test (TZC-400 or block controller), also
+//     what that hardware model decides for each initiator's id at the first
+//     and last byte of every page, and, between any two of the driver's
+//     register writes, never more than the model allowed before or after
+//     the operation and never less than it allowed both before and after;
 //  4. no transient access: every grant made during the operation was
 //     allowed by the model before or after it (when a backend failure was
 //     injected, the failed request's own partial grant to the caller,
@@ -30,8 +35,10 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "broker/backend/fake_backends.h"
+#include "broker/backend/firewall/firewall_model.h"
 #include "broker/broker.h"
 #include "tests/broker/oracle/reference_model.h"
 #include "tests/broker/oracle/test_platform.h"
@@ -48,6 +55,8 @@ struct HarnessStats {
   uint64_t scrub_checks = 0;              // (page) lineage comparisons
   uint64_t event_checks = 0;
   uint64_t state_checks = 0;  // unchanged-state and conservation checks
+  // Requests refused while every TZC-400 grant region was in use.
+  uint64_t region_refusals = 0;
 
   uint64_t total_checks() const {
     return access_checks + transient_checks + scrub_checks + event_checks + state_checks;
@@ -55,10 +64,23 @@ struct HarnessStats {
   void Add(const HarnessStats& o);
 };
 
+// Which firewall the broker programs. kFake: the fakes alone. The others:
+// the driver over the register-level model of that hardware (the fakes
+// still record every grant, for the journal and scrub lineage checks).
+enum class FirewallUnderTest {
+  kFake,
+  kTzc400,           // 8 grant regions (region 0 closed)
+  kTzc400Scarce,     // a TZC-400 built with 2 programmable regions
+  kBlockController,  // 4 KiB blocks
+};
+const char* FirewallUnderTestName(FirewallUnderTest f);
+
 class IsolationHarness {
  public:
   // `seed` fixes the broker's id keys, so runs are reproducible.
-  IsolationHarness(const TestPlatform& platform, uint64_t seed);
+  IsolationHarness(const TestPlatform& platform, uint64_t seed,
+                   FirewallUnderTest firewall = FirewallUnderTest::kFake);
+  ~IsolationHarness();
 
   // Decodes and runs one operation, then checks every invariant. Returns ""
   // or a description of the first violation (with the operation).
@@ -84,8 +106,26 @@ class IsolationHarness {
   std::string CheckInvariants(const ReferenceModel& before, bool rejected,
                               const std::string& dump_before, std::optional<VmId> failed_caller);
   std::string CheckEvents();
+  // 3. and 4. against the firewall model's decisions.
+  std::string CheckHardware(const ReferenceModel& before, std::optional<VmId> failed_caller);
+  // What the hardware model lets `party` do on `pfn` (at its first and last
+  // byte; "" or a mismatch description in `error`).
+  Access HardwareAccess(const Party& party, Pfn pfn, std::string& error) const;
+  // Every initiator's hardware access to every carve-out page, in order.
+  std::vector<Access> HardwareSnapshot() const;
+  // Why an ALLOC / RETRIEVE / RECLAIM may be refused for lack of a firewall
+  // region: every grant region of the TZC-400 is in use.
+  bool GrantRegionsFull() const;
 
   FakeBackends fakes_;  // before broker_: outlives it
+  FirewallUnderTest firewall_kind_;
+  std::unique_ptr<FirewallModel> hardware_;
+  std::unique_ptr<Firewall> driver_;
+  std::unique_ptr<Firewall> tee_;
+  size_t grant_regions_ = 0;
+  std::map<uint32_t, uint32_t> hw_ids_;  // initiator id -> its id at the firewall
+  std::vector<PageRange> carveout_pages_;
+  std::vector<std::vector<Access>> snapshots_;  // after each register write
   std::unique_ptr<Broker> broker_;
   ReferenceModel model_;
   HarnessStats stats_;

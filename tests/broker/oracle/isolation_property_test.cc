@@ -7,7 +7,9 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "tests/broker/oracle/isolation_harness.h"
@@ -15,16 +17,20 @@
 namespace rmem::testing {
 namespace {
 
-RC_GTEST_PROP(IsolationProperty, HoldsAfterEveryOperationOfRandomSequences, ()) {
+void RandomSequence(FirewallUnderTest firewall) {
   const auto words = *rc::gen::container<std::vector<uint64_t>>(rc::gen::arbitrary<uint64_t>());
   const uint64_t seed = *rc::gen::arbitrary<uint64_t>();
-  IsolationHarness harness(SmallPlatform(), seed);
+  IsolationHarness harness(SmallPlatform(), seed, firewall);
   for (size_t i = 0; i < words.size(); ++i) {
     const std::string violation = harness.Step(words[i]);
     RC_ASSERT(violation == std::string());
   }
   RC_ASSERT(harness.TeardownAll() == std::string());
   RC_TAG(harness.stats().accepted > words.size() / 4 ? "mostly accepted" : "mostly rejected");
+}
+
+RC_GTEST_PROP(IsolationProperty, HoldsAfterEveryOperationOfRandomSequences, ()) {
+  RandomSequence(FirewallUnderTest::kFake);
 }
 
 // Long single sequences reach deep states (full pools, exhausted quotas,

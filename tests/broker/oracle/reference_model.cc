@@ -45,6 +45,13 @@ std::vector<InitiatorId> ReferenceModel::InitiatorsOf(VmId vm) const {
   return out;
 }
 
+Access ReferenceModel::InitiatorMax(InitiatorId ini) const {
+  for (const InitiatorConfig& i : platform_.policy.initiators) {
+    if (i.id == ini) return i.max_access;
+  }
+  return Access::kNone;
+}
+
 bool ReferenceModel::BelongsTo(Party party, VmId vm) const {
   if (party == Party::Cpu(vm)) return true;
   for (InitiatorId i : InitiatorsOf(vm)) {
@@ -108,7 +115,8 @@ Access ReferenceModel::AccessOf(Party party, Pfn pfn) const {
       return party.id == vm.value() && r.cpu_map() ? r.access() : Access::kNone;
     }
     for (InitiatorId i : InitiatorsOf(vm)) {
-      if (party.id == i.value()) return r.access();
+      // Firmware caps each initiator (rmem,max-access).
+      if (party.id == i.value()) return r.access() & InitiatorMax(i);
     }
     return Access::kNone;
   };
@@ -124,7 +132,9 @@ Access ReferenceModel::AccessOf(Party party, Pfn pfn) const {
 void ReferenceModel::AddLineage(MBuffer& b, VmId vm, Rights rights) {
   if (!rights.write()) return;
   if (rights.cpu_map()) b.lineage.insert(Party::Cpu(vm));
-  for (InitiatorId i : InitiatorsOf(vm)) b.lineage.insert(Party::Device(i));
+  for (InitiatorId i : InitiatorsOf(vm)) {
+    if (Covers(InitiatorMax(i), Access::kWrite)) b.lineage.insert(Party::Device(i));
+  }
 }
 
 void ReferenceModel::Emit(VmId to, EventKind kind, EventReason reason, Handle h, VmId peer) {

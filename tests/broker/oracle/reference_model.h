@@ -112,6 +112,7 @@ class ReferenceModel {
   void QuotaCodes(VmId vm, size_t heap, uint64_t bytes, Codes& codes) const;
   bool FitExists(size_t heap, uint64_t pages, uint64_t align_bytes) const;
   std::vector<InitiatorId> InitiatorsOf(VmId vm) const;
+  Access InitiatorMax(InitiatorId ini) const;
   void AddLineage(MBuffer& b, VmId vm, Rights rights);
   void Emit(VmId to, EventKind kind, EventReason reason, Handle h, VmId peer);
   // Everything receivers hold is dropped, with events to them.

@@ -24,7 +24,7 @@ TestPlatform SmallPlatform() {
   };
   p.policy.initiators = {
       {InitiatorId(10), "video-decoder", VmId(1)},
-      {InitiatorId(11), "display-controller", VmId(2)},
+      {InitiatorId(11), "display-controller", VmId(2), Access::kRead},  // scans out only
       {InitiatorId(12), "isp", VmId(4)},
       {InitiatorId(13), "rogue-dma", kHostVm},  // owned by nobody: never granted
   };

@@ -92,15 +92,30 @@ struct HandoffInitiator {
   std::string node;      // the device's node path
   std::string owner_vm;  // `rmem,owner-vm`, a VM name of rmemd's configuration
   Access max_access = Access::kReadWrite;  // `rmem,max-access`: never more than this
-  FirewallRef firewall;  // `access-controllers = <&controller id>`
+  // `access-controllers = <&controller id>, ...`: its id at each controller
+  // in front of memory it may reach; at least one, no controller twice.
+  std::vector<FirewallRef> firewalls;
   bool operator==(const HandoffInitiator&) const = default;
 };
 
+// A firewall controller that a carve-out or an initiator names: what it is
+// (its compatible list: "arm,tzc-400", "rmem,block-firewall-model"), so
+// that rmemd can pick its driver.
+struct HandoffController {
+  std::string node;  // full path
+  std::vector<std::string> compatible;
+  // `rmem,block-size` (one cell), read for block-granular controllers.
+  std::optional<uint32_t> block_size;
+  bool operator==(const HandoffController&) const = default;
+};
+
 // Everything rmemd reads from firmware: the contract's carve-outs (sorted by
-// base) and the device initiators (in tree order).
+// base), the device initiators (in tree order) and the firewall controllers
+// they name (sorted by path).
 struct Platform {
   std::vector<HandoffCarveout> carveouts;
   std::vector<HandoffInitiator> initiators;
+  std::vector<HandoffController> controllers;
 };
 using PlatformResult = std::variant<Platform, HandoffError>;
 

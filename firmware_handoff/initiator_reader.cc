@@ -3,6 +3,8 @@
 // that the named VM owns, known to its bus firewall by
 // `access-controllers = <&controller id>`. Read after the carve-out contract
 // passed, on the same checked tree, so the contract's verdicts never change.
+#include <set>
+#include <string>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -55,22 +57,31 @@ std::variant<HandoffInitiator, HandoffError> ReadInitiator(const FdtTree& t, int
   }
   i.owner_vm = std::move(*owner);
   std::optional<std::span<const uint8_t>> ac = t.Prop(node, "access-controllers");
-  if (!ac || ac->size() != 8) {
+  if (!ac || ac->empty() || ac->size() % 8 != 0) {
     return bad(ac ? absl::StrCat("access-controllers is ", ac->size(),
-                                 " bytes; want exactly one <&controller id> (8 bytes)")
+                                 " bytes; want <&controller id> entries (8 bytes each)")
                   : "no access-controllers = <&controller id>: the firewall cannot tell "
                     "this initiator apart");
   }
-  const uint32_t phandle = FdtTree::Be32(ac->data());
-  const int target = t.NodeByPhandle(phandle);
-  if (target < 0) {
-    return bad(absl::StrCat("access-controllers phandle ", Hex(phandle), " names no node"));
+  for (size_t off = 0; off < ac->size(); off += 8) {
+    const uint32_t phandle = FdtTree::Be32(ac->data() + off);
+    const int target = t.NodeByPhandle(phandle);
+    if (target < 0) {
+      return bad(absl::StrCat("access-controllers phandle ", Hex(phandle), " names no node"));
+    }
+    if (t.Cell(target, "#access-controller-cells") != 1u) {
+      return bad(absl::StrCat("access-controllers target ", t.Path(target),
+                              " has no #access-controller-cells = <1>"));
+    }
+    FirewallRef ref{.node = t.Path(target), .index = FdtTree::Be32(ac->data() + off + 4)};
+    for (const FirewallRef& earlier : i.firewalls) {
+      if (earlier.node == ref.node) {
+        return bad(absl::StrCat("access-controllers names ", ref.node,
+                                " twice; an initiator has one id per controller"));
+      }
+    }
+    i.firewalls.push_back(std::move(ref));
   }
-  if (t.Cell(target, "#access-controller-cells") != 1u) {
-    return bad(absl::StrCat("access-controllers target ", t.Path(target),
-                            " has no #access-controller-cells = <1>"));
-  }
-  i.firewall = FirewallRef{.node = t.Path(target), .index = FdtTree::Be32(ac->data() + 4)};
   if (t.Prop(node, "rmem,max-access")) {
     const std::optional<std::string> s = t.String(node, "rmem,max-access");
     const std::optional<Access> access = s ? ParseAccess(*s) : std::nullopt;
@@ -93,16 +104,49 @@ std::variant<std::vector<HandoffInitiator>, HandoffError> ReadInitiators(const F
   }
   absl::flat_hash_map<std::pair<std::string, uint32_t>, size_t> seen;
   for (size_t b = 0; b < initiators.size(); ++b) {
-    const FirewallRef& fw = initiators[b].firewall;
-    const auto [it, fresh] = seen.try_emplace(std::make_pair(fw.node, fw.index), b);
-    if (!fresh) {
-      return HandoffError{ErrorKind::kRmemBadInitiator,
-                          absl::StrCat(initiators[it->second].node, " and ", initiators[b].node,
-                                       " both use id ", fw.index, " at ", fw.node,
-                                       ": the firewall could not tell them apart")};
+    for (const FirewallRef& fw : initiators[b].firewalls) {
+      const auto [it, fresh] = seen.try_emplace(std::make_pair(fw.node, fw.index), b);
+      if (!fresh) {
+        return HandoffError{ErrorKind::kRmemBadInitiator,
+                            absl::StrCat(initiators[it->second].node, " and ", initiators[b].node,
+                                         " both use id ", fw.index, " at ", fw.node,
+                                         ": the firewall could not tell them apart")};
+      }
     }
   }
   return initiators;
+}
+
+// The controllers the carve-outs and initiators name (both resolved by
+// phandle already, so each node exists).
+std::vector<HandoffController> ReadControllers(const FdtTree& t,
+                                               const std::vector<HandoffCarveout>& carveouts,
+                                               const std::vector<HandoffInitiator>& initiators) {
+  std::set<std::string> paths;
+  for (const HandoffCarveout& c : carveouts) {
+    if (c.firewall) paths.insert(c.firewall->node);
+  }
+  for (const HandoffInitiator& i : initiators) {
+    for (const FirewallRef& f : i.firewalls) paths.insert(f.node);
+  }
+  std::vector<HandoffController> out;
+  for (const std::string& path : paths) {
+    HandoffController c{.node = path};
+    const int node = fdt_path_offset(t.fdt(), path.c_str());
+    if (node >= 0) {
+      if (std::optional<std::span<const uint8_t>> p = t.Prop(node, "compatible")) {
+        size_t start = 0;
+        for (size_t k = 0; k < p->size(); ++k) {
+          if ((*p)[k] != 0) continue;
+          if (k > start) c.compatible.emplace_back(reinterpret_cast<const char*>(p->data()) + start);
+          start = k + 1;
+        }
+      }
+      c.block_size = t.Cell(node, "rmem,block-size");
+    }
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 }  // namespace
@@ -113,10 +157,12 @@ PlatformResult ReadPlatformFromFdt(std::span<const uint8_t> blob) {
   std::variant<std::vector<HandoffInitiator>, HandoffError> initiators =
       ReadInitiators(FdtTree(blob));  // ParseFdt checked the tree
   if (auto* e = std::get_if<HandoffError>(&initiators)) return std::move(*e);
-  return Platform{
+  Platform platform{
       .carveouts = std::move(std::get<std::vector<HandoffCarveout>>(carveouts)),
       .initiators = std::move(std::get<std::vector<HandoffInitiator>>(initiators)),
   };
+  platform.controllers = ReadControllers(FdtTree(blob), platform.carveouts, platform.initiators);
+  return platform;
 }
 
 }  // namespace rmem::firmware_handoff

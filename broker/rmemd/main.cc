@@ -20,6 +20,7 @@
 #include "broker/rights.h"
 #include "broker/rmemd/config.h"
 #include "broker/rmemd/firmware_source.h"
+#include "broker/rmemd/platform_firewalls.h"
 #include "broker/rmemd/service.h"
 #include "broker/rmemd/setup.h"
 
@@ -54,7 +55,8 @@ constexpr char kUsageText[] =
     "lists the guests and heaps and serves each guest a virtio-rmem device on\n"
     "its vhost-user socket until SIGTERM or SIGINT (exit 0), or refuses to\n"
     "start (exit 1) naming what is wrong. Exit 2: a usage error or a file that\n"
-    "cannot be read.\n";
+    "cannot be read. SIGUSR1 prints what each bus firewall lets every id do\n"
+    "on the carve-outs, read from its registers.\n";
 
 int Usage(const std::string& why) {
   std::fprintf(stderr, "rmemd: %s (see --help)\n", why.c_str());
@@ -87,8 +89,12 @@ void PrintPlatform(const FirmwareSource& source, const firmware_handoff::Platfor
   if (m == 0) return;
   std::printf("  %-32s %-14s %-10s %s\n", "device", "owner-vm", "max", "firewall id");
   for (const firmware_handoff::HandoffInitiator& i : platform.initiators) {
-    std::printf("  %-32s %-14s %-10s %s #%u\n", i.node.c_str(), i.owner_vm.c_str(),
-                MaxAccessName(i.max_access), i.firewall.node.c_str(), i.firewall.index);
+    std::vector<std::string> ids;
+    for (const firmware_handoff::FirewallRef& f : i.firewalls) {
+      ids.push_back(absl::StrFormat("%s #%u", f.node, f.index));
+    }
+    std::printf("  %-32s %-14s %-10s %s\n", i.node.c_str(), i.owner_vm.c_str(),
+                MaxAccessName(i.max_access), absl::StrJoin(ids, ", ").c_str());
   }
 }
 
@@ -122,7 +128,8 @@ void PrintSetup(const RmemdConfig& config, const BrokerSetup& setup) {
 
 // Serves the guests until SIGTERM or SIGINT: exit 0 after an orderly stop
 // (every connection ended, every VM torn down), 1 if it cannot start.
-int Serve(const BrokerSetup& setup, const std::string& memory_choice) {
+int Serve(const firmware_handoff::Platform& platform, const BrokerSetup& setup,
+          const std::string& memory_choice) {
   absl::StatusOr<std::unique_ptr<CarveoutMemory>> memory =
       memory_choice == "standin" ? MakeMemfdCarveoutMemory(setup.carveouts)
                                  : OpenDeviceCarveoutMemory(memory_choice, setup.carveouts);
@@ -134,18 +141,28 @@ int Serve(const BrokerSetup& setup, const std::string& memory_choice) {
     return kRejected;
   }
   std::printf("rmemd: carve-out memory: %s\n", (*memory)->Describe().c_str());
-  std::printf("rmemd: firewall: none programmable on this platform; device-initiator grants "
-              "are recorded, NOT enforced\n");
+  absl::StatusOr<std::unique_ptr<PlatformFirewalls>> firewalls =
+      PlatformFirewalls::Create(platform, setup);
+  if (!firewalls.ok()) {
+    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
+                 std::string(firewalls.status().message()).c_str());
+    return kRejected;
+  }
+  for (const std::string& line : (*firewalls)->Describe()) {
+    std::printf("rmemd: firewall %s\n", line.c_str());
+  }
   absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create();
   if (!loop.ok()) {
     std::fprintf(stderr, "rmemd: %s\n", loop.status().ToString().c_str());
     return kRejected;
   }
-  // SIGTERM / SIGINT arrive on a signalfd the loop watches.
+  // SIGTERM / SIGINT (stop) and SIGUSR1 (firewall state) arrive on a
+  // signalfd the loop watches.
   sigset_t stop;
   sigemptyset(&stop);
   sigaddset(&stop, SIGTERM);
   sigaddset(&stop, SIGINT);
+  sigaddset(&stop, SIGUSR1);
   sigprocmask(SIG_BLOCK, &stop, nullptr);
   signal(SIGPIPE, SIG_IGN);
   Fd signals(signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK));
@@ -153,18 +170,30 @@ int Serve(const BrokerSetup& setup, const std::string& memory_choice) {
     std::fprintf(stderr, "rmemd: signalfd: %s\n", std::strerror(errno));
     return kRejected;
   }
+  const PlatformFirewalls* firewall_state = firewalls->get();  // owned by the service
   absl::StatusOr<std::unique_ptr<Service>> service =
-      Service::Start(setup, *std::move(memory), **loop);
+      Service::Start(setup, *std::move(memory), *std::move(firewalls), **loop);
   if (!service.ok()) {
     std::fprintf(stderr, "rmemd: refusing to start: %s\n",
                  std::string(service.status().message()).c_str());
     return kRejected;
   }
+  uint64_t dumps = 0;
   absl::StatusOr<Watch> watch = (*loop)->Add(signals.get(), EPOLLIN, [&](uint32_t) {
     signalfd_siginfo info;
-    if (read(signals.get(), &info, sizeof(info)) == sizeof(info)) {
-      std::printf("rmemd: %s: stopping\n", strsignal(static_cast<int>(info.ssi_signo)));
+    if (read(signals.get(), &info, sizeof(info)) != sizeof(info)) return;
+    if (info.ssi_signo == SIGUSR1) {
+      ++dumps;
+      std::printf("rmemd: firewall state #%llu, read from the models' registers:\n",
+                  static_cast<unsigned long long>(dumps));
+      for (const std::string& line : firewall_state->AccessMap()) {
+        std::printf("rmemd:   %s\n", line.c_str());
+      }
+      std::printf("rmemd: firewall state #%llu end\n", static_cast<unsigned long long>(dumps));
+      std::fflush(stdout);
+      return;
     }
+    std::printf("rmemd: %s: stopping\n", strsignal(static_cast<int>(info.ssi_signo)));
     (*loop)->Stop();
   });
   if (!watch.ok()) {
@@ -258,7 +287,7 @@ int Main(const std::vector<std::string>& args) {
     return 0;
   }
   PrintSetup(*config, *setup);
-  return Serve(*setup, memory_choice);
+  return Serve(platform, *setup, memory_choice);
 }
 
 }  // namespace

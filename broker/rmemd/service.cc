@@ -8,16 +8,18 @@ namespace rmem::rmemd {
 
 absl::StatusOr<std::unique_ptr<Service>> Service::Start(const BrokerSetup& setup,
                                                         std::unique_ptr<CarveoutMemory> memory,
+                                                        std::unique_ptr<Firewall> firewall,
                                                         EventLoop& loop) {
   std::unique_ptr<Service> s(new Service());
   s->memory_ = std::move(memory);
+  s->firewall_ = std::move(firewall);
   s->stage2_ = std::make_unique<ShmRegionStage2>(*s->memory_);
   s->scrubber_ = std::make_unique<CarveoutScrubber>(*s->memory_);
   BrokerOptions options;
   options.max_receivers = setup.max_receivers;
   absl::StatusOr<std::unique_ptr<Broker>> broker =
       Broker::Create(setup.carveouts, setup.policy,
-                     Backends{s->stage2_.get(), &s->firewall_, s->scrubber_.get()}, options);
+                     Backends{s->stage2_.get(), s->firewall_.get(), s->scrubber_.get()}, options);
   if (!broker.ok()) return broker.status();
   s->broker_ = *std::move(broker);
   s->server_ = std::make_unique<virtio_rmem::VhostUserServer>(loop);

@@ -2,8 +2,8 @@
 // virtio-rmem GuestDevice per configured guest, all served over vhost-user
 // on one event loop. The backends: ShmRegionStage2 (guests' shared memory
 // regions through their VMMs), CarveoutScrubber and the carve-out memory
-// (the host module's device, or the memfd stand-in), and, until the
-// firewall models exist, UnenforcedFirewall (records, enforces nothing).
+// (the host module's device, or the memfd stand-in), and the platform's
+// firewalls (PlatformFirewalls: drivers over the register-level models).
 #pragma once
 
 #include <memory>
@@ -15,7 +15,7 @@
 #include "broker/backend/carveout_memory.h"
 #include "broker/backend/scrubber.h"
 #include "broker/backend/shm_region_stage2.h"
-#include "broker/backend/unenforced_firewall.h"
+#include "broker/backend/firewall.h"
 #include "broker/broker.h"
 #include "broker/rmemd/setup.h"
 #include "virtio_rmem/guest_device.h"
@@ -30,6 +30,7 @@ class Service {
   // (a socket path in use, not creatable).
   static absl::StatusOr<std::unique_ptr<Service>> Start(const BrokerSetup& setup,
                                                         std::unique_ptr<CarveoutMemory> memory,
+                                                        std::unique_ptr<Firewall> firewall,
                                                         EventLoop& loop);
   ~Service();
 
@@ -44,7 +45,7 @@ class Service {
   std::unique_ptr<CarveoutMemory> memory_;
   std::unique_ptr<ShmRegionStage2> stage2_;
   std::unique_ptr<CarveoutScrubber> scrubber_;
-  UnenforcedFirewall firewall_;
+  std::unique_ptr<Firewall> firewall_;  // outlives the broker
   std::unique_ptr<Broker> broker_;
   std::vector<std::unique_ptr<virtio_rmem::GuestDevice>> guests_;
   std::unique_ptr<virtio_rmem::VhostUserServer> server_;

@@ -91,7 +91,10 @@ absl::StatusOr<BrokerSetup> MakeBrokerSetup(const firmware_handoff::Platform& pl
           "' or fix the device tree"));
     }
     setup.policy.initiators.push_back(InitiatorConfig{
-        .id = InitiatorId(static_cast<uint32_t>(i + 1)), .name = fw.node, .owner = owner->id});
+        .id = InitiatorId(static_cast<uint32_t>(i + 1)),
+        .name = fw.node,
+        .owner = owner->id,
+        .max_access = fw.max_access});
   }
   absl::StatusOr<Policy> checked = Policy::Create(setup.policy, setup.carveouts);
   if (!checked.ok()) {

@@ -25,6 +25,7 @@ VHE and protected (pKVM) mode, in parallel. See images/l1/scenarios/
 rmem_driver.sh and images/l2/scenarios/rmem.sh. TAP output.
 """
 
+import re
 import sys
 
 import tap
@@ -65,6 +66,25 @@ class Guest:
 def has(lines, *parts):
     return any(all(p in line for p in parts) for line in lines)
 
+
+
+FIREWALL_RUN = re.compile(r"(\S+) \[(0x[0-9a-f]+), (0x[0-9a-f]+)\): (.*)$")
+
+
+def firewall_state(rmemd, n):
+    """rmemd's N-th SIGUSR1 report: (controller, size, {id: access}) per run."""
+    runs, inside = [], False
+    for line in rmemd:
+        if f"firewall state #{n}," in line:
+            inside = True
+        elif f"firewall state #{n} end" in line:
+            return runs
+        elif inside:
+            m = FIREWALL_RUN.search(line)
+            if m:
+                who = dict(w.split(" ", 1) for w in m.group(4).split(", "))
+                runs.append((m.group(1), int(m.group(3), 16) - int(m.group(2), 16), who))
+    return None
 
 
 def driver_checks(result, mode):
@@ -190,6 +210,33 @@ def driver_checks(result, mode):
          has(dec.tool("info"), "broken=1"),
          [f"RMEM-L1-RMEMD-EXIT {result.value('RMEM-L1-RMEMD-EXIT')}"] +
          [t for t in dec.tool("touch") if "name=k" in t]),
+    ]
+    # The bus firewalls (register-level models in rmemd; the SoC has none).
+    ui_state, video_state = firewall_state(rmemd, 1), firewall_state(rmemd, 2)
+    everything = (ui_state or []) + (video_state or [])
+    checks += [
+        ("rmemd programs a TZC-400 (secure-video) and a block firewall (secure-ui), as models",
+         has(rmemd, "firewall@2a4a0000", "TZC-400 MODEL, guarding secure-video") and
+         has(rmemd, "firewall@2a4b0000", "block-granular controller MODEL", "secure-ui") and
+         has(rmemd, "NOT restricted"),
+         [v for v in rmemd if "firewall" in v][:4]),
+        ("display's controller (id 5) reads infotainment's 64 KiB buffer it retrieved, "
+         "through the block firewall",
+         ui_state is not None and
+         any(c.endswith("firewall@2a4b0000") and size == 0x10000 and who == {"5": "read"}
+             for c, size, who in ui_state),
+         [f"firewall state #1: {r}" for r in (ui_state or ["none"])]),
+        ("decrypt's decoder (id 4) writes, display's controller (id 5) reads decrypt's "
+         "shared 1 MiB frame, through the TZC-400",
+         video_state is not None and
+         any(c.endswith("firewall@2a4a0000") and size == 0x100000 and
+             who == {"4": "read+write", "5": "read"} for c, size, who in video_state),
+         [f"firewall state #2: {r}" for r in (video_state or ["none"])]),
+        ("nobody else reaches a carve-out page, and the display controller never writes",
+         ui_state is not None and video_state is not None and
+         all(set(who) <= {"4", "5"} and who.get("5", "read") == "read"
+             for _, _, who in everything),
+         [f"firewall run {r}" for r in everything]),
     ]
     checks += [
         ("decrypt: rmmod leaves nothing, no kernel warning",

@@ -196,7 +196,8 @@ const std::map<std::string, Outcome>& Expectations() {
            "initiator_reject_owner_too_long",
            "initiator_reject_owner_is_cells",
            "initiator_reject_no_access_controllers",
-           "initiator_reject_access_controllers_two_entries",
+           "initiator_accept_two_controllers",
+           "initiator_reject_access_controllers_same_controller_twice",
            "initiator_reject_access_controllers_short",
            "initiator_reject_access_controllers_unresolved",
            "initiator_reject_access_controllers_cells_2",
@@ -217,9 +218,13 @@ const std::map<std::string, Outcome>& Expectations() {
 using InitiatorOutcome = std::variant<std::vector<HandoffInitiator>, ErrorKind>;
 
 HandoffInitiator I(const std::string& node, const std::string& owner, Access max,
-                   FirewallRef firewall) {
+                   std::vector<FirewallRef> firewalls) {
   return HandoffInitiator{.node = node, .owner_vm = owner, .max_access = max,
-                          .firewall = std::move(firewall)};
+                          .firewalls = std::move(firewalls)};
+}
+HandoffInitiator I(const std::string& node, const std::string& owner, Access max,
+                   FirewallRef firewall) {
+  return I(node, owner, max, std::vector<FirewallRef>{std::move(firewall)});
 }
 
 const std::map<std::string, InitiatorOutcome>& InitiatorExpectations() {
@@ -252,7 +257,11 @@ const std::map<std::string, InitiatorOutcome>& InitiatorExpectations() {
       {"initiator_reject_owner_too_long", ErrorKind::kRmemBadInitiator},
       {"initiator_reject_owner_is_cells", ErrorKind::kRmemBadInitiator},
       {"initiator_reject_no_access_controllers", ErrorKind::kRmemBadInitiator},
-      {"initiator_reject_access_controllers_two_entries", ErrorKind::kRmemBadInitiator},
+      {"initiator_accept_two_controllers",
+       std::vector{I("/soc/display@2a800000", "display", Access::kRead,
+                     std::vector{tzc5, Fw("/soc/firewall@2a4b0000", 5)})}},
+      {"initiator_reject_access_controllers_same_controller_twice",
+       ErrorKind::kRmemBadInitiator},
       {"initiator_reject_access_controllers_short", ErrorKind::kRmemBadInitiator},
       {"initiator_reject_access_controllers_unresolved", ErrorKind::kRmemBadInitiator},
       {"initiator_reject_access_controllers_cells_2", ErrorKind::kRmemBadInitiator},

@@ -55,8 +55,15 @@ inline void CheckPlatform(const HandoffResult& contract, const PlatformResult& p
   std::set<std::pair<std::string, uint32_t>> ids;
   for (const HandoffInitiator& i : p->initiators) {
     if (i.owner_vm.empty() || i.owner_vm.size() > 32 || i.max_access == Access::kNone ||
-        i.firewall.node.empty() || !ids.emplace(i.firewall.node, i.firewall.index).second) {
+        i.firewalls.empty()) {
       std::abort();
+    }
+    std::set<std::string> controllers;
+    for (const FirewallRef& f : i.firewalls) {
+      if (f.node.empty() || !ids.emplace(f.node, f.index).second ||
+          !controllers.insert(f.node).second) {
+        std::abort();
+      }
     }
   }
 }

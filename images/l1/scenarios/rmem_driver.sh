@@ -66,6 +66,15 @@ awaited() {
   return 1
 }
 
+# firewall_state N: rmemd prints what its bus firewalls (the models of
+# images/platform/rmem-carveouts.dtsi) let every id do, read from their
+# registers (SIGUSR1); waits until its N-th such report is complete.
+firewall_state() {
+  kill -USR1 $rmemd
+  wait_for 20 grep -q "firewall state #$1 end" /tmp/rmemd.log ||
+    echo "l1: rmemd printed no firewall state #$1"
+}
+
 # boot NAME ROLE [APPEND...]: rmem-vmm boots the guest in the background,
 # its console in /tmp/NAME.out; sets vmm_NAME to its pid.
 boot() {
@@ -111,6 +120,7 @@ echo "RMEM-L1-HANDLE ${handle:-none}"
 boot infotainment stranger "rmem.handle=${handle:-0x0}"
 
 if awaited display 'RMEM-L2-TOOL touch name=w result=ok'; then
+  firewall_state 1  # display holds infotainment's secure-ui buffer w
   kill -KILL "$vmm_infotainment"
   echo "RMEM-L1-KILLED-VMM infotainment"
 else
@@ -118,6 +128,7 @@ else
 fi
 finish infotainment 137
 if awaited display 'RMEM-L2-TOOL touch name=f result=ok'; then
+  firewall_state 2  # display holds decrypt's secure-video buffer f
   kill -KILL "$vmm_display"
   echo "RMEM-L1-KILLED-VMM display"
 else

@@ -34,7 +34,9 @@
 #include "absl/time/clock.h"
 #include "base/eventfd.h"
 #include "broker/platform/default_platform.h"
+#include "broker/backend/firewall/tzc400_registers.h"
 #include "broker/rmemd/config.h"
+#include "broker/rmemd/platform_firewalls.h"
 #include "broker/rmemd/setup.h"
 #include "firmware_handoff/handoff.h"
 #include "tests/virtio_rmem/fake_driver.h"
@@ -70,6 +72,7 @@ constexpr int kEventBuffers = 16;
 constexpr GuestAddr kRegionBase(0x8000000000);
 
 constexpr uint32_t kHeapVideo = 0;  // the example's first heap: secure-video
+constexpr uint32_t kHeapUi = 1;     // its second: secure-ui
 constexpr VmId kDecrypt(1), kDisplay(2), kInfotainment(3);
 
 template <typename T>
@@ -259,9 +262,13 @@ class ServiceTest : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<CarveoutMemory>> memory =
         MakeMemfdCarveoutMemory(setup->carveouts);
     EXPECT_TRUE(memory.ok()) << memory.status();
+    absl::StatusOr<std::unique_ptr<PlatformFirewalls>> firewalls =
+        PlatformFirewalls::Create(std::get<firmware_handoff::Platform>(platform), *setup);
+    EXPECT_TRUE(firewalls.ok()) << firewalls.status();
+    firewalls_ = firewalls->get();
     loop_ = *EventLoop::Create();
     absl::StatusOr<std::unique_ptr<Service>> service =
-        Service::Start(*setup, *std::move(memory), *loop_);
+        Service::Start(*setup, *std::move(memory), *std::move(firewalls), *loop_);
     EXPECT_TRUE(service.ok()) << service.status();
     service_ = *std::move(service);
     thread_ = std::thread([this] { EXPECT_TRUE(loop_->Run().ok()); });
@@ -347,7 +354,39 @@ class ServiceTest : public ::testing::Test {
     return *e;
   }
 
+  // What the platform's TZC-400 (its register-level model) decides for a
+  // DMA access by the master with NSAID `id`; a refusal is recorded as the
+  // hardware records it.
+  bool Dma(const char* controller, uint32_t id, uint64_t address, bool write) {
+    FirewallModel* model = firewalls_->model(controller);
+    EXPECT_NE(model, nullptr);
+    return model != nullptr && model->Access({.address = address, .write = write, .id = id});
+  }
+  // Read and write, at the buffer's first and last byte, through the
+  // controller in front of it (secure-video: the TZC-400; secure-ui: the
+  // block firewall).
+  Access DmaAccess(uint32_t id, PageRange pages, const char* controller = kTzc) {
+    const uint64_t first = pages.base().value(), last = pages.end().addr().value() - 1;
+    Access a = Access::kNone;
+    if (Dma(controller, id, first, false) && Dma(controller, id, last, false)) {
+      a = a | Access::kRead;
+    }
+    if (Dma(controller, id, first, true) && Dma(controller, id, last, true)) {
+      a = a | Access::kWrite;
+    }
+    return a;
+  }
+  PageRange PagesOf(uint64_t buffer) {
+    const Buffer* b = service_->broker().ledger().FindBuffer(BufferId(buffer));
+    EXPECT_NE(b, nullptr);
+    return b != nullptr ? b->pages : PageRange();
+  }
+  static constexpr char kTzc[] = "/soc/firewall@2a4a0000";
+  static constexpr char kBlock[] = "/soc/firewall@2a4b0000";
+  static constexpr uint32_t kDecoderId = 4, kDisplayId = 5, kNobodysId = 7;
+
   std::string dir_;
+  PlatformFirewalls* firewalls_ = nullptr;  // owned by the service
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<Service> service_;
   std::thread thread_;
@@ -406,6 +445,56 @@ TEST_F(ServiceTest, ShareReadOnly_DisplayReadsTheBytesThroughAReadOnlyPiece_Othe
   ASSERT_EQ(StatusOf(Reclaim(*decrypt_, a.buffer)), VIRTIO_RMEM_S_OK);
   EXPECT_EQ(StatusOf(ByBuffer(*decrypt_, VIRTIO_RMEM_REQ_FREE, a.buffer)), VIRTIO_RMEM_S_OK);
   EXPECT_EQ(decrypt_->reach().count(), 0u) << "FREE unmaps";
+}
+
+// The device initiators of docs/rmemd.example.toml's platform (the embedded
+// default: a video decoder owned by decrypt, NSAID 4, read-write; a display
+// controller owned by display, NSAID 5, read only) follow their VMs' rights
+// through the TZC-400 that rmemd programs -- asked here of the model, as a
+// DMA master's accesses would be.
+TEST_F(ServiceTest, DeviceInitiatorsFollowTheirVms_DecoderWritesDisplayReadsNobodyElse) {
+  const virtio_rmem_resp_alloc a = Alloc(*decrypt_, 2 << 20);
+  const PageRange frame = PagesOf(a.buffer);
+  ASSERT_FALSE(frame.empty());
+  EXPECT_EQ(DmaAccess(kDecoderId, frame), Access::kReadWrite) << "decrypt's decoder fills it";
+  EXPECT_EQ(DmaAccess(kDisplayId, frame), Access::kNone);
+  EXPECT_EQ(DmaAccess(kNobodysId, frame), Access::kNone);
+
+  // Shared read-only with display, retrieved: its display controller reads.
+  const std::vector<uint8_t> offer = Offer(*decrypt_, VIRTIO_RMEM_REQ_SHARE, a.buffer, kDisplay,
+                                           VIRTIO_RMEM_RIGHT_READ | VIRTIO_RMEM_RIGHT_CPU_MAP);
+  ASSERT_EQ(StatusOf(offer), VIRTIO_RMEM_S_OK);
+  const uint64_t handle = ReadWire<virtio_rmem_resp_offer>(offer).handle;
+  Expect(*display_, VIRTIO_RMEM_EVENT_OFFERED);
+  EXPECT_EQ(DmaAccess(kDisplayId, frame), Access::kNone) << "offered is not retrieved";
+  ASSERT_EQ(StatusOf(ByHandle(*display_, VIRTIO_RMEM_REQ_RETRIEVE, handle)), VIRTIO_RMEM_S_OK);
+  Expect(*decrypt_, VIRTIO_RMEM_EVENT_RETRIEVED);
+  EXPECT_EQ(DmaAccess(kDisplayId, frame), Access::kRead);
+  EXPECT_EQ(DmaAccess(kDecoderId, frame), Access::kReadWrite);
+  EXPECT_EQ(DmaAccess(kNobodysId, frame), Access::kNone);
+  // The refused accesses were recorded as the hardware records them.
+  FirewallModel* tzc = firewalls_->model(kTzc);
+  ASSERT_NE(tzc, nullptr);
+  EXPECT_NE(tzc->Read32(tzc400::kIntStatus) & 1, 0u) << "filter 0 recorded a failure";
+
+  // Relinquished: the display controller loses it; freed: the decoder too.
+  ASSERT_EQ(StatusOf(ByHandle(*display_, VIRTIO_RMEM_REQ_RELINQUISH, handle)), VIRTIO_RMEM_S_OK);
+  Expect(*decrypt_, VIRTIO_RMEM_EVENT_RELINQUISHED);
+  EXPECT_EQ(DmaAccess(kDisplayId, frame), Access::kNone);
+  ASSERT_EQ(StatusOf(Reclaim(*decrypt_, a.buffer)), VIRTIO_RMEM_S_OK);
+  ASSERT_EQ(StatusOf(ByBuffer(*decrypt_, VIRTIO_RMEM_REQ_FREE, a.buffer)), VIRTIO_RMEM_S_OK);
+  EXPECT_EQ(DmaAccess(kDecoderId, frame), Access::kNone);
+
+  // The display's own secure-ui buffer, behind the block firewall (domain
+  // 5): its controller reads it, and never writes it although display holds
+  // write (rmem,max-access = "read"); the decoder has no id there at all.
+  const virtio_rmem_resp_alloc ui = Alloc(*display_, 64 << 10, kHeapUi);
+  const PageRange ui_pages = PagesOf(ui.buffer);
+  EXPECT_EQ(DmaAccess(kDisplayId, ui_pages, kBlock), Access::kRead);
+  EXPECT_EQ(DmaAccess(kDecoderId, ui_pages, kBlock), Access::kNone);
+  EXPECT_EQ(DmaAccess(kNobodysId, ui_pages, kBlock), Access::kNone);
+  ASSERT_EQ(StatusOf(ByBuffer(*display_, VIRTIO_RMEM_REQ_FREE, ui.buffer)), VIRTIO_RMEM_S_OK);
+  EXPECT_EQ(DmaAccess(kDisplayId, ui_pages, kBlock), Access::kNone);
 }
 
 TEST_F(ServiceTest, Lend_OwnerLosesItsMappingUntilReclaim) {

@@ -8,11 +8,16 @@
 // at guest addresses the test chooses.
 #pragma once
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <vector>
 
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "broker/types.h"
 #include "gtest/gtest.h"
 
@@ -121,5 +126,22 @@ class FakeDriver {
   uint16_t avail_idx_;
   uint16_t next_desc_ = 0;
 };
+
+// Waits until `driver`'s used index reaches `want` (ring arithmetic: at or
+// past it), draining the call eventfd `call_fd` as notifications come.
+// False once `guard` (a hang guard, never a measurement) has passed.
+inline bool WaitForUsed(const FakeDriver& driver, int call_fd, uint16_t want,
+                        absl::Duration guard) {
+  const absl::Time deadline = absl::Now() + guard;
+  while (static_cast<int16_t>(driver.used_idx() - want) < 0) {
+    if (absl::Now() > deadline) return false;
+    pollfd p{call_fd, POLLIN, 0};
+    if (poll(&p, 1, 20) == 1) {
+      uint64_t v;
+      EXPECT_EQ(read(call_fd, &v, 8), 8);
+    }
+  }
+  return true;
+}
 
 }  // namespace rmem::testing

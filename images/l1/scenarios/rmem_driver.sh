@@ -75,6 +75,22 @@ firewall_state() {
     echo "l1: rmemd printed no firewall state #$1"
 }
 
+# kill_vmm_after NAME BUFFER VICTIM N: once NAME has mapped BUFFER (its
+# "touch BUFFER"), rmemd reports its firewalls (#N) and L1 kills VICTIM's
+# rmem-vmm (SIGKILL; marker RMEM-L1-KILLED-VMM); it is killed anyway if the
+# wait fails. Then waits for VICTIM's rmem-vmm to end.
+kill_vmm_after() {
+  eval "victim=\$vmm_$3"
+  if awaited "$1" "RMEM-L2-TOOL touch name=$2 result=ok"; then
+    firewall_state "$4"
+    kill -KILL "$victim"
+    echo "RMEM-L1-KILLED-VMM $3"
+  else
+    kill -KILL "$victim" 2>/dev/null
+  fi
+  finish "$3" 137
+}
+
 # boot NAME ROLE [APPEND...]: rmem-vmm boots the guest in the background,
 # its console in /tmp/NAME.out; sets vmm_NAME to its pid.
 boot() {
@@ -119,22 +135,8 @@ fi
 echo "RMEM-L1-HANDLE ${handle:-none}"
 boot infotainment stranger "rmem.handle=${handle:-0x0}"
 
-if awaited display 'RMEM-L2-TOOL touch name=w result=ok'; then
-  firewall_state 1  # display holds infotainment's secure-ui buffer w
-  kill -KILL "$vmm_infotainment"
-  echo "RMEM-L1-KILLED-VMM infotainment"
-else
-  kill -KILL "$vmm_infotainment" 2>/dev/null
-fi
-finish infotainment 137
-if awaited display 'RMEM-L2-TOOL touch name=f result=ok'; then
-  firewall_state 2  # display holds decrypt's secure-video buffer f
-  kill -KILL "$vmm_display"
-  echo "RMEM-L1-KILLED-VMM display"
-else
-  kill -KILL "$vmm_display" 2>/dev/null
-fi
-finish display 137
+kill_vmm_after display w infotainment 1  # display holds infotainment's secure-ui buffer
+kill_vmm_after display f display 2       # display holds decrypt's secure-video buffer
 if awaited decrypt 'RMEM-L2-RMEM-KILL-BACKEND'; then
   kill -KILL $rmemd
   echo "RMEM-L1-KILLED-RMEMD"

@@ -61,6 +61,22 @@ TEST(Policy, DuplicateInitiatorName_Invalid) {
   EXPECT_THAT(Validate(p).message(), HasSubstr("is used twice"));
 }
 
+TEST(Policy, InitiatorThatMayAccessNothing_Invalid) {
+  TestPlatform p = SmallPlatform();
+  p.policy.initiators[0].max_access = Access::kNone;
+  EXPECT_THAT(Validate(p).message(), HasSubstr("may access nothing"));
+}
+
+TEST(Policy, InitiatorAccessIsTheOwnersWithinItsMaximum) {
+  const TestPlatform t = SmallPlatform();  // the display controller is read-only
+  auto p = Policy::Create(t.policy, t.carveouts);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->InitiatorAccess(InitiatorId(10), Access::kReadWrite), Access::kReadWrite);
+  EXPECT_EQ(p->InitiatorAccess(InitiatorId(11), Access::kReadWrite), Access::kRead);
+  EXPECT_EQ(p->InitiatorAccess(InitiatorId(11), Access::kWrite), Access::kNone);
+  EXPECT_EQ(p->InitiatorAccess(InitiatorId(10), Access::kRead), Access::kRead);
+}
+
 TEST(Policy, DuplicateHeapName_Invalid) {
   TestPlatform p = SmallPlatform();
   p.policy.heaps[1].name = p.policy.heaps[0].name;

@@ -176,7 +176,7 @@ class Guest {
     const uint16_t want = static_cast<uint16_t>(requests_.used_idx() + 1);
     requests_.Post({{kIn, static_cast<uint32_t>(request.size()), false}, {kOut, capacity, true}});
     SignalEventFd(kick0_.get());
-    if (!WaitUsed(requests_, call0_, want)) {
+    if (!WaitForUsed(requests_, call0_.get(), want, kGuard)) {
       ADD_FAILURE() << name_ << ": no response within " << kGuard;
       return {};
     }
@@ -187,7 +187,7 @@ class Guest {
   // The next event the device delivered, waiting for it (hang guard only).
   std::optional<virtio_rmem_event> NextEvent() {
     const uint16_t want = static_cast<uint16_t>(events_seen_ + 1);
-    if (!WaitUsed(events_, call1_, want)) return std::nullopt;
+    if (!WaitForUsed(events_, call1_.get(), want, kGuard)) return std::nullopt;
     const FakeDriver::Used used = events_.used(events_seen_);
     events_seen_ = want;
     EXPECT_EQ(used.len, sizeof(virtio_rmem_event));
@@ -211,19 +211,6 @@ class Guest {
     events_.SetDesc(static_cast<uint16_t>(i), EventBuffer(i).value(), 64, FakeDriver::kWrite, 0);
     events_.MakeAvailable(static_cast<uint16_t>(i));
   }
-  static bool WaitUsed(const FakeDriver& q, const Fd& call, uint16_t want) {
-    const absl::Time deadline = absl::Now() + kGuard;
-    while (static_cast<int16_t>(q.used_idx() - want) < 0) {
-      if (absl::Now() > deadline) return false;
-      pollfd p{call.get(), POLLIN, 0};
-      if (poll(&p, 1, 20) == 1) {
-        uint64_t v;
-        EXPECT_EQ(read(call.get(), &v, 8), 8);
-      }
-    }
-    return true;
-  }
-
   std::string name_, socket_;
   vmm::GuestMemory ram_;
   RecordingGuest guest_;

@@ -110,16 +110,7 @@ class RealPeerTest : public ::testing::Test {
   // reaches `want`, draining `call` as notifications come.
   bool KickAndWait(const Fd& kick, const Fd& call, const FakeDriver& driver, uint16_t want) {
     SignalEventFd(kick.get());
-    const absl::Time deadline = absl::Now() + testing::kGuard;
-    while (driver.used_idx() != want) {
-      if (absl::Now() > deadline) return false;
-      pollfd p{call.get(), POLLIN, 0};
-      if (poll(&p, 1, 50) == 1) {
-        uint64_t v;
-        EXPECT_EQ(read(call.get(), &v, 8), 8);
-      }
-    }
-    return true;
+    return WaitForUsed(driver, call.get(), want, testing::kGuard) && driver.used_idx() == want;
   }
 
   uint64_t Word(GuestAddr a) const {

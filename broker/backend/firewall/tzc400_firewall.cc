@@ -191,8 +191,10 @@ absl::Status Tzc400Firewall::Grant(InitiatorId initiator, PageRange pages, Acces
     slot->grants.push_back({initiator, access});
     const uint32_t after = IdAccessOf(*slot);
     if (after != before && !WriteChecked(RegionIdAccess(slot->region), after)) {
+      // Back to exactly what it was, or rmemd cannot vouch for the range.
       slot->grants.pop_back();
-      Write(RegionIdAccess(slot->region), before);
+      RMEM_CHECK(WriteChecked(RegionIdAccess(slot->region), before) &&
+                 "a TZC-400 region's id access is neither the old nor the new value");
       return absl::InternalError(absl::StrCat(Where(pages), ": region ", slot->region,
                                               " did not take its id access"));
     }
@@ -212,7 +214,9 @@ absl::Status Tzc400Firewall::Grant(InitiatorId initiator, PageRange pages, Acces
   s.grants = {{initiator, access}};
   if (!WriteRange(s.region, pages) || !WriteChecked(RegionIdAccess(s.region), IdAccessOf(s)) ||
       !WriteChecked(RegionAttributes(s.region), secure_bits_ | filter_mask_)) {
-    Write(RegionAttributes(s.region), 0);
+    // The region must end disabled, or rmemd cannot vouch for the range.
+    RMEM_CHECK(WriteChecked(RegionAttributes(s.region), 0) &&
+               "a TZC-400 region that did not take its values would not disable");
     Write(RegionIdAccess(s.region), IdAccess(0, 0));
     s.grants.clear();
     return absl::InternalError(

@@ -278,6 +278,24 @@ TEST(Tzc400FirewallProbe, RefusesAnotherController) {
   EXPECT_EQ(bus.writes, 0);
 }
 
+TEST_F(Tzc400FirewallTest, ADroppedEnableIsARefusedGrant_TheRegionStaysOff) {
+  model_.DropWritesTo(RegionAttributes(1));
+  EXPECT_EQ(fw_->Grant(kDecoder, Range(kVideo, kFrame), Access::kReadWrite).code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(model_.Read32(RegionAttributes(1)) & kAttrFilterEnableMask, 0u);
+  EXPECT_EQ(Allowed(model_, kDecoderId, kVideo), Access::kNone);
+}
+
+TEST_F(Tzc400FirewallTest, ARegionStuckEnabledAfterAFailedGrantStopsRmemd) {
+  // Region 1 is stuck enabled behind the driver's back: the grant cannot
+  // read its values back, and the rollback cannot switch it off. Going on
+  // would leave a range rmemd cannot vouch for.
+  model_.Write32(RegionAttributes(1), kAttrSecureWriteEnable | 1);
+  model_.DropWritesTo(RegionAttributes(1));
+  EXPECT_DEATH(fw_->Grant(kDecoder, Range(kVideo, kFrame), Access::kReadWrite).IgnoreError(),
+               "would not disable");
+}
+
 TEST_F(Tzc400FirewallTest, RevokingWhatWasNeverGrantedIsOurBug) {
   EXPECT_DEATH(fw_->Revoke(kDecoder, Range(kVideo, kFrame)), "never granted");
 }

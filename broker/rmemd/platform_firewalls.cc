@@ -236,14 +236,4 @@ FirewallModel* PlatformFirewalls::model(const std::string& node) const {
   return nullptr;
 }
 
-std::optional<uint32_t> PlatformFirewalls::id_at(const std::string& node,
-                                                 InitiatorId initiator) const {
-  for (const auto& c : controllers_) {
-    if (c->node != node) continue;
-    auto it = c->ids.find(initiator);
-    if (it != c->ids.end()) return it->second;
-  }
-  return std::nullopt;
-}
-
 }  // namespace rmem::rmemd

@@ -21,7 +21,6 @@
 #pragma once
 
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,8 +60,6 @@ class PlatformFirewalls : public Firewall {
   // The hardware model behind controller `node` (tests ask it what a DMA
   // master may do); nullptr if there is none.
   FirewallModel* model(const std::string& node) const;
-  // An initiator's id at controller `node`.
-  std::optional<uint32_t> id_at(const std::string& node, InitiatorId initiator) const;
 
  private:
   struct Controller;

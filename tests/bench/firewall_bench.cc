@@ -7,7 +7,7 @@
 //   writes/update   register writes the driver made per Grant or Revoke
 //   updates/s       Grant + Revoke calls per second
 // against the floor of one bare register write to the same model
-// (BM_*_BareWrite); a summary with the ratios follows the table.
+// (BM_BareWrite); a summary with the ratios follows the table.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -35,7 +35,7 @@ PageRange Range(uint64_t base, uint64_t size) {
 }
 PageRange Frame(int i) { return Range(kBase + i * kFrame, kFrame); }
 
-// A driver over its model, with the decoder on three frames.
+// A driver over its model.
 struct Setup {
   std::unique_ptr<FirewallModel> model;
   std::unique_ptr<Firewall> driver;
@@ -68,39 +68,51 @@ const char* KindName(int64_t kind) {
   return kind == 0 ? "tzc400" : kind == 1 ? "block 64 KiB" : "block 4 KiB";
 }
 
-// The display retrieves frame i (read) and relinquishes it, round robin,
-// while the decoder holds all three.
-void BM_VideoFrameCycle(benchmark::State& state) {
-  Setup s = Make(state.range(0));
-  for (int i = 0; i < 3; ++i) RMEM_CHECK_OK(s.driver->Grant(kDecoder, Frame(i), Access::kReadWrite));
-  const uint64_t writes_before = s.model->writes();
-  uint64_t updates = 0;
-  int frame = 0;
-  for (auto _ : state) {
-    RMEM_CHECK_OK(s.driver->Grant(kDisplay, Frame(frame), Access::kRead));
-    s.driver->Revoke(kDisplay, Frame(frame));
-    frame = (frame + 1) % 3;
-    updates += 2;
-  }
-  state.SetLabel(KindName(state.range(0)));
-  state.counters["writes/update"] =
-      static_cast<double>(s.model->writes() - writes_before) / static_cast<double>(updates);
-  state.counters["updates/s"] =
-      benchmark::Counter(static_cast<double>(updates), benchmark::Counter::kIsRate);
-}
-BENCHMARK(BM_VideoFrameCycle)->Arg(0)->Arg(1)->Arg(2);
-
+// One workload: `who` is granted `access` on the next of `frames` frames
+// and revoked again (two updates), round robin.
+struct Cycle {
+  InitiatorId who;
+  Access access;
+  int frames;
+  bool decoder_holds_frames;  // the decoder holds read-write on every frame
+};
+// The display retrieves (read) and relinquishes each frame in turn while
+// the decoder holds all three.
+constexpr Cycle kVideo{kDisplay, Access::kRead, 3, true};
 // A frame buffer allocated and freed: the decoder's grant on a fresh range
 // (a new region on the TZC-400), then its revoke.
-void BM_FrameAllocFree(benchmark::State& state) {
-  Setup s = Make(state.range(0));
+constexpr Cycle kAllocFree{kDecoder, Access::kReadWrite, 8, false};
+
+Setup Prepared(int64_t kind, const Cycle& c) {
+  Setup s = Make(kind);
+  for (int i = 0; c.decoder_holds_frames && i < c.frames; ++i) {
+    RMEM_CHECK_OK(s.driver->Grant(kDecoder, Frame(i), Access::kReadWrite));
+  }
+  return s;
+}
+
+// Two updates: grant and revoke on the next frame.
+void Step(Setup& s, const Cycle& c, int& frame) {
+  RMEM_CHECK_OK(s.driver->Grant(c.who, Frame(frame), c.access));
+  s.driver->Revoke(c.who, Frame(frame));
+  frame = (frame + 1) % c.frames;
+}
+
+// The floor: one bare register write, read back, to a register no range
+// depends on (a disabled TZC-400 region's ids; a block's word).
+uint32_t BareWriteOffset(int64_t kind) { return kind == 0 ? tzc400::RegionIdAccess(8) : 0x100; }
+void BareWrite(FirewallModel& model, uint32_t offset, uint32_t value) {
+  model.Write32(offset, value);
+  benchmark::DoNotOptimize(model.Read32(offset));
+}
+
+void BM_Cycle(benchmark::State& state, const Cycle& c) {
+  Setup s = Prepared(state.range(0), c);
   const uint64_t writes_before = s.model->writes();
   uint64_t updates = 0;
   int frame = 0;
   for (auto _ : state) {
-    RMEM_CHECK_OK(s.driver->Grant(kDecoder, Frame(frame), Access::kReadWrite));
-    s.driver->Revoke(kDecoder, Frame(frame));
-    frame = (frame + 1) % 8;
+    Step(s, c, frame);
     updates += 2;
   }
   state.SetLabel(KindName(state.range(0)));
@@ -109,50 +121,43 @@ void BM_FrameAllocFree(benchmark::State& state) {
   state.counters["updates/s"] =
       benchmark::Counter(static_cast<double>(updates), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_FrameAllocFree)->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK_CAPTURE(BM_Cycle, VideoFrameCycle, kVideo)->Arg(0)->Arg(1)->Arg(2);
+BENCHMARK_CAPTURE(BM_Cycle, FrameAllocFree, kAllocFree)->Arg(0)->Arg(1)->Arg(2);
 
-// The floor: one bare register write (and read back) to the model.
 void BM_BareWrite(benchmark::State& state) {
   Setup s = Make(state.range(0));
-  const uint32_t offset = state.range(0) == 0 ? tzc400::RegionIdAccess(8) : 0x100;
+  const uint32_t offset = BareWriteOffset(state.range(0));
   uint32_t v = 0;
   for (auto _ : state) {
-    s.model->Write32(offset, v);
-    benchmark::DoNotOptimize(s.model->Read32(offset));
+    BareWrite(*s.model, offset, v);
     v ^= 1;
   }
   state.SetLabel(KindName(state.range(0)));
 }
 BENCHMARK(BM_BareWrite)->Arg(0)->Arg(1)->Arg(2);
 
-// The summary: per kind, median time per update (timed one by one) and per
-// bare write, their ratio, and writes per update in the steady state.
+// The summary: per kind, the average time per update of the video workload
+// and per bare write over a long timed run, their ratio, and writes per
+// update in the steady state.
 void Summary() {
-  std::printf("\nvideo workload (3 x 8 MiB frames; display retrieve + relinquish), 20000 updates:\n");
+  constexpr int kUpdates = 20000, kWrites = 200000;
+  std::printf("\nvideo workload (3 x 8 MiB frames; display retrieve + relinquish), %d updates:\n",
+              kUpdates);
   std::printf("  %-14s %14s %14s %10s %16s\n", "firewall", "ns/update", "ns/bare write", "ratio",
               "writes/update");
   for (int64_t kind = 0; kind < 3; ++kind) {
-    Setup s = Make(kind);
-    for (int i = 0; i < 3; ++i) {
-      RMEM_CHECK_OK(s.driver->Grant(kDecoder, Frame(i), Access::kReadWrite));
-    }
-    constexpr int kUpdates = 20000;
+    Setup s = Prepared(kind, kVideo);
     const uint64_t w0 = s.model->writes();
+    int frame = 0;
     auto t0 = std::chrono::steady_clock::now();
-    for (int n = 0; n < kUpdates / 2; ++n) {
-      RMEM_CHECK_OK(s.driver->Grant(kDisplay, Frame(n % 3), Access::kRead));
-      s.driver->Revoke(kDisplay, Frame(n % 3));
-    }
+    for (int n = 0; n < kUpdates / 2; ++n) Step(s, kVideo, frame);
     const double per_update =
         std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
         kUpdates;
     const double writes = static_cast<double>(s.model->writes() - w0) / kUpdates;
-    constexpr int kWrites = 200000;
+    const uint32_t offset = BareWriteOffset(kind);
     t0 = std::chrono::steady_clock::now();
-    for (int n = 0; n < kWrites; ++n) {
-      s.model->Write32(kind == 0 ? tzc400::RegionIdAccess(8) : 0x100, n & 1);
-      benchmark::DoNotOptimize(s.model->Read32(kind == 0 ? tzc400::RegionIdAccess(8) : 0x100));
-    }
+    for (int n = 0; n < kWrites; ++n) BareWrite(*s.model, offset, n & 1);
     const double per_write =
         std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() /
         kWrites;

@@ -42,10 +42,7 @@ absl::StatusOr<std::unique_ptr<Tzc400Firewall>> Tzc400Firewall::Create(
   return fw;
 }
 
-uint32_t Tzc400Firewall::Read(uint32_t offset) {
-  ++reads_;
-  return bus_->Read32(offset);
-}
+uint32_t Tzc400Firewall::Read(uint32_t offset) { return bus_->Read32(offset); }
 
 void Tzc400Firewall::Write(uint32_t offset, uint32_t value) {
   ++writes_;
@@ -76,9 +73,9 @@ absl::Status Tzc400Firewall::Probe(uint32_t first_region) {
   const uint32_t build = Read(kBuildConfig);
   const uint32_t regions = ((build >> kBuildNoOfRegionsShift) & kBuildNoOfRegionsMask) + 1;
   const uint32_t filters = ((build >> kBuildNoOfFiltersShift) & kBuildNoOfFiltersMask) + 1;
-  address_width_ = ((build >> kBuildAddressWidthShift) & kBuildAddressWidthMask) + 1;
+  const uint32_t address_width = ((build >> kBuildAddressWidthShift) & kBuildAddressWidthMask) + 1;
   filter_mask_ = (1u << filters) - 1;
-  const uint64_t limit = address_width_ >= 64 ? ~uint64_t{0} : (uint64_t{1} << address_width_) - 1;
+  const uint64_t limit = address_width >= 64 ? ~uint64_t{0} : (uint64_t{1} << address_width) - 1;
   if (first_region == 0 || first_region >= regions) {
     return absl::InvalidArgumentError(absl::StrCat(
         name_, ": the carve-outs name region ", first_region,
@@ -88,7 +85,7 @@ absl::Status Tzc400Firewall::Probe(uint32_t first_region) {
     if (g.pages.empty() || TopOf(g.pages) > limit) {
       return absl::InvalidArgumentError(absl::StrCat(name_, ": carve-out ", g.name, " ",
                                                      g.pages.ToString(), " lies beyond the ",
-                                                     address_width_, "-bit address space"));
+                                                     address_width, "-bit address space"));
     }
   }
 

@@ -92,10 +92,8 @@ class Tzc400Firewall : public Firewall {
   // Grant regions: all, and those programmed now.
   size_t grant_region_count() const { return grant_regions_.size(); }
   std::vector<RegionView> regions() const;
-  // Register writes / reads this driver made since it was created (probe
-  // included).
+  // Register writes this driver made since it was created (probe included).
   uint64_t register_writes() const { return writes_; }
-  uint64_t register_reads() const { return reads_; }
 
  private:
   struct GrantRecord {
@@ -127,11 +125,10 @@ class Tzc400Firewall : public Firewall {
   RegisterBus* bus_;
   std::vector<Guarded> carveouts_;
   absl::flat_hash_map<InitiatorId, uint32_t> ids_;
-  uint32_t address_width_ = 32;
   uint32_t filter_mask_ = 1;
   uint32_t secure_bits_ = 0;  // region 0's: what the Secure world may do
   std::vector<Slot> grant_regions_;
-  uint64_t writes_ = 0, reads_ = 0;
+  uint64_t writes_ = 0;
 };
 
 }  // namespace rmem

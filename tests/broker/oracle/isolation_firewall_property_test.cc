@@ -14,30 +14,19 @@
 #include <string>
 #include <vector>
 
-#include "tests/broker/oracle/isolation_harness.h"
+#include "tests/broker/oracle/sequences.h"
 
 namespace rmem::testing {
 namespace {
 
-void RandomSequence(FirewallUnderTest firewall) {
-  const auto words = *rc::gen::container<std::vector<uint64_t>>(rc::gen::arbitrary<uint64_t>());
-  const uint64_t seed = *rc::gen::arbitrary<uint64_t>();
-  IsolationHarness harness(SmallPlatform(), seed, firewall);
-  for (size_t i = 0; i < words.size(); ++i) {
-    const std::string violation = harness.Step(words[i]);
-    RC_ASSERT(violation == std::string());
-  }
-  RC_ASSERT(harness.TeardownAll() == std::string());
-}
-
 RC_GTEST_PROP(IsolationFirewallProperty, HoldsWithTheTzc400Model, ()) {
-  RandomSequence(FirewallUnderTest::kTzc400);
+  CheckRandomSequence(FirewallUnderTest::kTzc400);
 }
 RC_GTEST_PROP(IsolationFirewallProperty, HoldsWithAScarceTzc400, ()) {
-  RandomSequence(FirewallUnderTest::kTzc400Scarce);
+  CheckRandomSequence(FirewallUnderTest::kTzc400Scarce);
 }
 RC_GTEST_PROP(IsolationFirewallProperty, HoldsWithTheBlockControllerModel, ()) {
-  RandomSequence(FirewallUnderTest::kBlockController);
+  CheckRandomSequence(FirewallUnderTest::kBlockController);
 }
 
 // Long sequences over each firewall model. Many small buffers with
@@ -48,17 +37,7 @@ class IsolationWithFirewall : public ::testing::TestWithParam<FirewallUnderTest>
 TEST_P(IsolationWithFirewall, HoldsOverLongSeededSequences) {
   HarnessStats total;
   for (uint64_t seed = 1; seed <= 2; ++seed) {
-    IsolationHarness harness(SmallPlatform(), seed, GetParam());
-    uint64_t x = seed * 0x9e3779b97f4a7c15ULL;
-    for (int i = 0; i < 3000; ++i) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      const std::string violation = harness.Step(x);
-      ASSERT_EQ(violation, "") << "seed " << seed << " step " << i;
-    }
-    ASSERT_EQ(harness.TeardownAll(), "") << "seed " << seed;
-    total.Add(harness.stats());
+    ASSERT_NO_FATAL_FAILURE(RunSeededSequence(seed, 3000, GetParam(), total));
   }
   for (const char* op : {"ALLOC ok", "SHARE ok", "RETRIEVE ok", "RELINQUISH ok", "RECLAIM ok",
                          "FREE ok", "TEARDOWN ok"}) {

@@ -75,6 +75,15 @@ enum class FirewallUnderTest {
 };
 const char* FirewallUnderTestName(FirewallUnderTest f);
 
+// The next operation word of a long seeded sequence (xorshift64; `state`
+// must not be 0).
+inline uint64_t NextWord(uint64_t& state) {
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return state;
+}
+
 class IsolationHarness {
  public:
   // `seed` fixes the broker's id keys, so runs are reproducible.

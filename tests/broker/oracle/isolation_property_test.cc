@@ -12,25 +12,13 @@
 #include <string>
 #include <vector>
 
-#include "tests/broker/oracle/isolation_harness.h"
+#include "tests/broker/oracle/sequences.h"
 
 namespace rmem::testing {
 namespace {
 
-void RandomSequence(FirewallUnderTest firewall) {
-  const auto words = *rc::gen::container<std::vector<uint64_t>>(rc::gen::arbitrary<uint64_t>());
-  const uint64_t seed = *rc::gen::arbitrary<uint64_t>();
-  IsolationHarness harness(SmallPlatform(), seed, firewall);
-  for (size_t i = 0; i < words.size(); ++i) {
-    const std::string violation = harness.Step(words[i]);
-    RC_ASSERT(violation == std::string());
-  }
-  RC_ASSERT(harness.TeardownAll() == std::string());
-  RC_TAG(harness.stats().accepted > words.size() / 4 ? "mostly accepted" : "mostly rejected");
-}
-
 RC_GTEST_PROP(IsolationProperty, HoldsAfterEveryOperationOfRandomSequences, ()) {
-  RandomSequence(FirewallUnderTest::kFake);
+  CheckRandomSequence(FirewallUnderTest::kFake);
 }
 
 // Long single sequences reach deep states (full pools, exhausted quotas,
@@ -38,17 +26,7 @@ RC_GTEST_PROP(IsolationProperty, HoldsAfterEveryOperationOfRandomSequences, ()) 
 TEST(IsolationProperty, HoldsOverLongSeededSequences) {
   HarnessStats total;
   for (uint64_t seed = 1; seed <= 4; ++seed) {
-    IsolationHarness harness(SmallPlatform(), seed);
-    uint64_t x = seed * 0x9e3779b97f4a7c15ULL;
-    for (int i = 0; i < 5000; ++i) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      const std::string violation = harness.Step(x);
-      ASSERT_EQ(violation, "") << "seed " << seed << " step " << i;
-    }
-    ASSERT_EQ(harness.TeardownAll(), "") << "seed " << seed;
-    total.Add(harness.stats());
+    ASSERT_NO_FATAL_FAILURE(RunSeededSequence(seed, 5000, FirewallUnderTest::kFake, total));
   }
   // The workload must exercise the paths it claims to: each kind of request
   // succeeds and each kind is refused somewhere.

@@ -87,10 +87,7 @@ int main(int argc, char** argv) {
     uint64_t x = sequence_seed * 0x9e3779b97f4a7c15ULL | 1;
     const uint64_t n = std::min(length, ops - done);
     for (uint64_t i = 0; i < n; ++i) {
-      x ^= x << 13;
-      x ^= x >> 7;
-      x ^= x << 17;
-      const std::string violation = harness.Step(x);
+      const std::string violation = harness.Step(rmem::testing::NextWord(x));
       if (!violation.empty()) {
         std::printf("VIOLATION (seed %" PRIu64 ", sequence %" PRIu64 ", step %" PRIu64
                     ", firewall %s): %s\n",

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/cleanup/cleanup.h"
+#include "absl/container/btree_set.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -43,8 +44,29 @@ absl::StatusOr<std::unique_ptr<Broker>> Broker::Create(std::vector<Carveout> car
   if (absl::Status s = ValidateCarveouts(carveouts); !s.ok()) return s;
   absl::StatusOr<Policy> policy = Policy::Create(std::move(policy_config), carveouts);
   if (!policy.ok()) return policy.status();
-  return std::unique_ptr<Broker>(
+  auto broker = std::unique_ptr<Broker>(
       new Broker(std::move(carveouts), *std::move(policy), backends, options));
+  std::optional<StoredState> stored;
+  if (backends.state != nullptr) {
+    absl::StatusOr<std::optional<StoredState>> loaded = backends.state->Load();
+    if (!loaded.ok()) return loaded.status();
+    stored = *std::move(loaded);
+  }
+  if (stored) {
+    if (absl::Status s = broker->RestoreLedger(*stored); !s.ok()) return s;
+  }
+  // Whatever firmware, an earlier user or a buffer freed just before a
+  // crash left in a free page must not reach a guest: the pools start clean.
+  for (PageAllocator& pool : broker->pools_) {
+    for (const PageRange& run : pool.FreeRuns()) broker->backends_.scrubber->Scrub(run);
+  }
+  if (stored) {
+    if (absl::Status s = broker->RestoreAccess(); !s.ok()) return s;
+  } else {
+    StateDelta first;  // a new store: where the id sequences start
+    if (absl::Status s = broker->Persist(first); !s.ok()) return s;
+  }
+  return broker;
 }
 
 Broker::Broker(std::vector<Carveout> carveouts, Policy policy, Backends backends,
@@ -58,10 +80,7 @@ Broker::Broker(std::vector<Carveout> carveouts, Policy policy, Backends backends
       handles_(options.handle_key.value_or(IdKey::Random())) {
   for (const Carveout& c : carveouts_) {
     const PageRange range = *PageRange::FromBytes(c.base, c.size);  // validated
-    // Whatever firmware or an earlier user left there must not reach a
-    // guest: the pool starts clean.
-    backends_.scrubber->Scrub(range);
-    pools_.emplace_back(range, options_.allocator);
+    pools_.emplace_back(range, options_.allocator);  // scrubbed by Create
   }
   for (const VmConfig& vm : policy_.config().vms) {
     events_.emplace(vm.id, EventQueue(options_.event_queue_capacity));
@@ -103,7 +122,8 @@ void Broker::Notify(VmId vm, const Event& e) {
 }
 
 absl::StatusOr<std::optional<GuestAddr>> Broker::GrantAccess(VmId vm, PageRange pages,
-                                                             Rights rights) {
+                                                             Rights rights,
+                                                             std::optional<GuestAddr> restore_at) {
   RMEM_CHECK(!rights.empty());
   // The firewall first: its regions are scarce, so it is the step that is
   // refused in normal operation (ResourceExhausted), and then nothing has
@@ -127,7 +147,13 @@ absl::StatusOr<std::optional<GuestAddr>> Broker::GrantAccess(VmId vm, PageRange 
     granted.push_back(ini);
   }
   if (rights.cpu_access() != Access::kNone) {
-    absl::StatusOr<GuestAddr> m = backends_.stage2->Map(vm, pages, rights.cpu_access());
+    absl::StatusOr<GuestAddr> m = restore_at.value_or(GuestAddr());
+    if (restore_at) {
+      absl::Status s = backends_.stage2->MapAt(vm, pages, rights.cpu_access(), *restore_at);
+      if (!s.ok()) m = s;
+    } else {
+      m = backends_.stage2->Map(vm, pages, rights.cpu_access());
+    }
     if (!m.ok()) return Annotate(m.status(), absl::StrCat("mapping into ", VmName(vm)));
     mapped_at = *m;
   }
@@ -151,6 +177,67 @@ void Broker::Destroy(Buffer& b) {
   pools_[b.carveout].Free(b.pages);
   quotas_.Release(b.owner, b.heap, b.size_bytes());
   ledger_.RemoveBuffer(b.id);
+}
+
+// ---- The state store ---------------------------------------------------------
+
+StoredBuffer Broker::Stored(const Buffer& b) const {
+  return StoredBuffer{b, policy_.heap(b.heap).name, carveouts_[b.carveout].name};
+}
+
+void Broker::Audit(StateDelta& delta, const char* op, AuditAction action, VmId actor, VmId vm,
+                   const Buffer& b, Handle handle, Rights rights) {
+  AuditEntry e;
+  e.op = op;
+  e.action = action;
+  e.actor = actor;
+  e.vm = vm;
+  e.buffer = b.id;
+  e.handle = handle;
+  e.pages = b.pages;
+  e.rights = rights;
+  delta.audit.push_back(std::move(e));
+}
+
+absl::Status Broker::Persist(StateDelta& delta, const IdSequence* buffer_ids,
+                             const IdSequence* handles) {
+  if (backends_.state == nullptr) return absl::OkStatus();
+  if (buffer_ids == nullptr) buffer_ids = &buffer_ids_;
+  if (handles == nullptr) handles = &handles_;
+  if (buffer_ids->next_counter() != persisted_buffer_counter_) {
+    delta.buffer_ids = StoredIds{buffer_ids->key(), buffer_ids->next_counter()};
+  }
+  if (handles->next_counter() != persisted_handle_counter_) {
+    delta.handle_ids = StoredIds{handles->key(), handles->next_counter()};
+  }
+  std::optional<StoredState> whole;
+  if (state_behind_) whole = Snapshot();
+  if (absl::Status s = backends_.state->Commit(delta, whole ? &*whole : nullptr); !s.ok()) {
+    return s;
+  }
+  persisted_buffer_counter_ = buffer_ids->next_counter();
+  persisted_handle_counter_ = handles->next_counter();
+  state_behind_ = false;
+  return absl::OkStatus();
+}
+
+absl::Status Broker::CatchUpState() {
+  if (!state_behind_) return absl::OkStatus();
+  StateDelta nothing;
+  return Persist(nothing);
+}
+
+StoredState Broker::Snapshot() const {
+  StoredState out;
+  out.buffer_ids = StoredIds{buffer_ids_.key(), buffer_ids_.next_counter()};
+  out.handle_ids = StoredIds{handles_.key(), handles_.next_counter()};
+  for (const auto& [id, b] : ledger_.buffers()) out.buffers.push_back(Stored(b));
+  std::sort(out.buffers.begin(), out.buffers.end(),
+            [](const StoredBuffer& a, const StoredBuffer& b) { return a.buffer.id < b.buffer.id; });
+  for (const auto& [h, t] : ledger_.txns()) out.txns.push_back(t);
+  std::sort(out.txns.begin(), out.txns.end(),
+            [](const Transaction& a, const Transaction& b) { return a.handle < b.handle; });
+  return out;
 }
 
 // ---- ALLOC -----------------------------------------------------------------
@@ -214,15 +301,12 @@ absl::StatusOr<Allocation> Broker::Alloc(VmId caller, absl::string_view heap_nam
     backends_.scrubber->Scrub(*range);
     pools_[carveout].Free(*range);
   };
+  const std::string doing = absl::StrCat("allocating from heap '", heap_config.name, "'");
   absl::StatusOr<std::optional<GuestAddr>> mapped = GrantAccess(caller, *range, rights);
-  if (!mapped.ok()) {
-    return Annotate(mapped.status(), absl::StrCat("allocating from heap '", heap_config.name, "'"));
-  }
-  std::move(return_pages).Cancel();
-
-  // Commit.
+  if (!mapped.ok()) return Annotate(mapped.status(), doing);
+  IdSequence ids = buffer_ids_;  // moves on only if the request is recorded
   Buffer b;
-  b.id = BufferId(buffer_ids_.Next());
+  b.id = BufferId(ids.Next());
   b.owner = caller;
   b.heap = *heap;
   b.carveout = carveout;
@@ -230,6 +314,17 @@ absl::StatusOr<Allocation> Broker::Alloc(VmId caller, absl::string_view heap_nam
   b.owner_rights = rights;
   b.state = BufferState::kOwned;
   b.mapped_at = *mapped;
+  StateDelta delta;
+  delta.put_buffers.push_back(Stored(b));
+  Audit(delta, "alloc", AuditAction::kGrant, caller, caller, b, Handle(), rights);
+  if (absl::Status s = Persist(delta, &ids); !s.ok()) {
+    RevokeAccess(caller, *range, rights);
+    return Annotate(s, doing);
+  }
+  std::move(return_pages).Cancel();
+
+  // Commit.
+  buffer_ids_ = ids;
   ledger_.AddBuffer(b);
   quotas_.Charge(caller, *heap, bytes);
   return Allocation{b.id, b.pages, rights, b.mapped_at};
@@ -299,11 +394,34 @@ absl::StatusOr<Handle> Broker::OpenTransaction(VmId caller, BufferId buffer, Op 
     }
   }
 
-  // Commit (nothing to prepare: offers reserve nothing).
-  const Handle handle(handles_.Next());
+  // Prepare: only the record (offers reserve nothing).
+  IdSequence handles = handles_;  // moves on only if the request is recorded
+  const Handle handle(handles.Next());
   std::vector<Receiver> receivers;
   receivers.reserve(to.size());
   for (const Offer& o : to) receivers.push_back(Receiver{o.vm, o.rights});
+  {
+    StateDelta delta;
+    Buffer next = *b;
+    next.state = t.next;
+    next.txn = handle;
+    if (op != Op::kShare) next.mapped_at.reset();
+    delta.put_buffers.push_back(Stored(next));
+    delta.put_txns.push_back(Transaction{handle, kind, b->id, {receivers.begin(), receivers.end()}});
+    const char* op_name = op == Op::kShare ? "share" : op == Op::kLend ? "lend" : "donate";
+    if (op != Op::kShare) {
+      Audit(delta, op_name, AuditAction::kRevoke, caller, caller, *b, handle, b->owner_rights);
+    }
+    for (const Offer& o : to) {
+      Audit(delta, op_name, AuditAction::kOffer, caller, o.vm, *b, handle, o.rights);
+    }
+    if (absl::Status s = Persist(delta, nullptr, &handles); !s.ok()) {
+      return Annotate(s, absl::StrCat(op_name, " of ", BufferName(buffer)));
+    }
+  }
+
+  // Commit.
+  handles_ = handles;
   if (op != Op::kShare) RevokeAccess(caller, b->pages, b->owner_rights);  // lend, donate
   b->mapped_at = op == Op::kShare ? b->mapped_at : std::nullopt;
   b->state = t.next;
@@ -350,6 +468,30 @@ absl::StatusOr<Retrieval> Broker::Retrieve(VmId caller, Handle handle) {
   if (!mapped.ok()) {
     return Annotate(mapped.status(), absl::StrCat("retrieving ", HandleName(handle)));
   }
+  {
+    StateDelta delta;
+    if (donation) {
+      Buffer next = *b;
+      next.txn.reset();
+      next.owner = caller;
+      next.owner_rights = r->rights;
+      next.mapped_at = *mapped;
+      next.state = t->next;
+      delta.put_buffers.push_back(Stored(next));
+      delta.drop_txns.push_back(handle);
+    } else {
+      Transaction next = *txn;
+      Receiver* nr = next.FindReceiver(caller);
+      nr->state = rt->next;
+      nr->mapped_at = *mapped;
+      delta.put_txns.push_back(std::move(next));
+    }
+    Audit(delta, "retrieve", AuditAction::kGrant, caller, caller, *b, handle, r->rights);
+    if (absl::Status s = Persist(delta); !s.ok()) {
+      RevokeAccess(caller, b->pages, r->rights);
+      return Annotate(s, absl::StrCat("retrieving ", HandleName(handle)));
+    }
+  }
 
   // Commit.
   Retrieval out{txn->kind, b->owner, b->size_bytes(), r->rights, *mapped, std::nullopt};
@@ -385,6 +527,18 @@ absl::Status Broker::Relinquish(VmId caller, Handle handle) {
   absl::StatusOr<ReceiverStep> step = CheckReceiverStep(caller, handle, Op::kRelinquish);
   if (!step.ok()) return step.status();
   auto [txn, r, b, t, rt] = *step;
+  {
+    StateDelta delta;
+    Transaction next = *txn;
+    Receiver* nr = next.FindReceiver(caller);
+    nr->state = rt->next;
+    nr->mapped_at.reset();
+    delta.put_txns.push_back(std::move(next));
+    Audit(delta, "relinquish", AuditAction::kRevoke, caller, caller, *b, handle, r->rights);
+    if (absl::Status s = Persist(delta); !s.ok()) {
+      return Annotate(s, absl::StrCat("relinquishing ", HandleName(handle)));
+    }
+  }
 
   RevokeAccess(caller, b->pages, r->rights);
   r->state = rt->next;
@@ -426,6 +580,28 @@ absl::Status Broker::Reclaim(VmId caller, BufferId buffer, ReclaimMode mode) {
     if (!m.ok()) return Annotate(m.status(), absl::StrCat("reclaiming ", BufferName(buffer)));
     mapped = *m;
   }
+  {
+    StateDelta delta;
+    Buffer next = *b;
+    next.txn.reset();
+    next.state = t.next;
+    next.mapped_at = mapped;
+    delta.put_buffers.push_back(Stored(next));
+    delta.drop_txns.push_back(txn->handle);
+    const char* op_name = mode == ReclaimMode::kRevoke ? "reclaim-revoke" : "reclaim";
+    for (const Receiver& r : txn->receivers) {
+      if (r.state == ReceiverState::kRetrieved) {
+        Audit(delta, op_name, AuditAction::kRevoke, caller, r.vm, *b, txn->handle, r.rights);
+      }
+    }
+    if (!b->owner_has_access()) {
+      Audit(delta, op_name, AuditAction::kGrant, caller, caller, *b, txn->handle, b->owner_rights);
+    }
+    if (absl::Status s = Persist(delta); !s.ok()) {
+      if (!b->owner_has_access()) RevokeAccess(caller, b->pages, b->owner_rights);
+      return Annotate(s, absl::StrCat("reclaiming ", BufferName(buffer)));
+    }
+  }
 
   // Commit.
   const Handle handle = txn->handle;
@@ -456,14 +632,52 @@ absl::Status Broker::Free(VmId caller, BufferId buffer) {
   if (b == nullptr) return absl::NotFoundError(NotYours(caller, buffer));
   const BufferOutcome& t = BufferTransition(b->state, Op::kFree);
   if (!t.allowed) return Reject(t.code, absl::StrCat(Describe(*b), t.reason));
+  StateDelta delta;
+  delta.drop_buffers.push_back(b->id);
+  if (b->owner_has_access()) {
+    Audit(delta, "free", AuditAction::kRevoke, caller, caller, *b, Handle(), b->owner_rights);
+  }
+  if (absl::Status s = Persist(delta); !s.ok()) {
+    return Annotate(s, absl::StrCat("freeing ", BufferName(buffer)));
+  }
   Destroy(*b);
   return absl::OkStatus();
 }
 
 // ---- VM teardown -----------------------------------------------------------
 
-void Broker::TeardownVm(VmId vm) {
-  if (policy_.FindVm(vm) == nullptr) return;
+absl::Status Broker::TeardownVm(VmId vm) {
+  if (policy_.FindVm(vm) == nullptr) return absl::OkStatus();
+  // Recorded first, so that a restart never gives the VM back what it lost
+  // here. It cannot be refused: the VM is gone either way.
+  StateDelta delta;
+  for (Handle h : ledger_.OfferedTo(vm)) {
+    const Transaction* txn = ledger_.FindTxn(h);
+    Transaction next = *txn;
+    const Receiver* r = txn->FindReceiver(vm);
+    if (r->state == ReceiverState::kRetrieved) {
+      Audit(delta, "teardown", AuditAction::kRevoke, vm, vm, *ledger_.FindBuffer(txn->buffer), h,
+            r->rights);
+    }
+    next.receivers.erase(next.receivers.begin() + (r - txn->receivers.data()));
+    delta.put_txns.push_back(std::move(next));
+  }
+  for (BufferId id : ledger_.OwnedBy(vm)) {
+    const Buffer* b = ledger_.FindBuffer(id);
+    delta.drop_buffers.push_back(id);
+    if (b->txn) {
+      for (const Receiver& r : ledger_.FindTxn(*b->txn)->receivers) {
+        if (r.state == ReceiverState::kRetrieved) {
+          Audit(delta, "teardown", AuditAction::kRevoke, vm, r.vm, *b, *b->txn, r.rights);
+        }
+      }
+    }
+    if (b->owner_has_access()) {
+      Audit(delta, "teardown", AuditAction::kRevoke, vm, vm, *b, Handle(), b->owner_rights);
+    }
+  }
+  absl::Status recorded = Persist(delta);
+  if (!recorded.ok()) state_behind_ = true;
   // What it received: unmap, drop the receiver, tell the owner.
   for (Handle h : ledger_.OfferedTo(vm)) {
     Transaction* txn = ledger_.FindTxn(h);
@@ -509,6 +723,142 @@ void Broker::TeardownVm(VmId vm) {
     Destroy(*b);
   }
   events_.at(vm).Clear();
+  if (!recorded.ok()) {
+    return Annotate(recorded, absl::StrCat("recording the teardown of ", VmName(vm)));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<VmId> Broker::VmsWithState() const {
+  absl::btree_set<VmId> vms;
+  for (const auto& [id, b] : ledger_.buffers()) vms.insert(b.owner);
+  for (const auto& [h, t] : ledger_.txns()) {
+    for (const Receiver& r : t.receivers) vms.insert(r.vm);
+  }
+  return {vms.begin(), vms.end()};
+}
+
+// ---- Restart -----------------------------------------------------------------
+
+absl::Status Broker::RestoreLedger(const StoredState& state) {
+  auto refuse = [](const std::string& what) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the recorded state does not fit this configuration: ", what,
+                     " (restore the configuration it was recorded with, or start with "
+                     "--reset-state)"));
+  };
+  buffer_ids_ = IdSequence(state.buffer_ids.key, state.buffer_ids.next_counter);
+  handles_ = IdSequence(state.handle_ids.key, state.handle_ids.next_counter);
+  persisted_buffer_counter_ = state.buffer_ids.next_counter;
+  persisted_handle_counter_ = state.handle_ids.next_counter;
+
+  for (const StoredBuffer& sb : state.buffers) {
+    Buffer b = sb.buffer;
+    const std::string name = BufferName(b.id);
+    if (b.id.value() == 0 || ledger_.FindBuffer(b.id) != nullptr) {
+      return refuse(absl::StrCat(name, " is recorded twice or has id 0"));
+    }
+    if (policy_.FindVm(b.owner) == nullptr) {
+      return refuse(absl::StrCat(name, " is owned by ", VmName(b.owner),
+                                 ", which is not a configured VM"));
+    }
+    const std::optional<HeapId> heap = policy_.FindHeap(sb.heap);
+    if (!heap) return refuse(absl::StrCat(name, " is from heap '", sb.heap, "', which is gone"));
+    std::optional<uint32_t> carveout;
+    for (size_t c : policy_.heap_carveouts(*heap)) {
+      if (carveouts_[c].name == sb.carveout) carveout = static_cast<uint32_t>(c);
+    }
+    if (!carveout) {
+      return refuse(absl::StrCat(name, " is in carve-out '", sb.carveout,
+                                 "', which heap '", sb.heap, "' no longer has"));
+    }
+    if (!pools_[*carveout].AllocateAt(b.pages)) {
+      return refuse(absl::StrCat(name, " at ", b.pages.ToString(),
+                                 " lies outside carve-out '", sb.carveout,
+                                 "' or overlaps another buffer"));
+    }
+    const HeapAccess* access = policy_.FindAccess(*heap, b.owner);
+    if (access == nullptr || !access->max_rights.Includes(b.owner_rights)) {
+      return refuse(absl::StrCat(name, ": ", VmName(b.owner), " holds ",
+                                 b.owner_rights.ToString(), ", beyond what heap '", sb.heap,
+                                 "' allows it"));
+    }
+    const bool has_txn = b.state != BufferState::kOwned;
+    if (b.txn.has_value() != has_txn ||
+        (b.mapped_at.has_value() != (b.owner_has_access() &&
+                                     b.owner_rights.cpu_access() != Access::kNone))) {
+      return refuse(absl::StrCat(name, " is recorded in an impossible state (",
+                                 BufferStateName(b.state), ")"));
+    }
+    b.heap = *heap;
+    b.carveout = *carveout;
+    b.txn.reset();  // set again by its transaction below
+    quotas_.ChargeRestored(b.owner, b.heap, b.size_bytes());
+    ledger_.AddBuffer(b);
+  }
+
+  for (const Transaction& t : state.txns) {
+    const std::string name = HandleName(t.handle);
+    Buffer* b = ledger_.FindBuffer(t.buffer);
+    auto recorded = std::find_if(state.buffers.begin(), state.buffers.end(),
+                                 [&](const StoredBuffer& sb) { return sb.buffer.id == t.buffer; });
+    if (b == nullptr || b->txn.has_value() || recorded->buffer.txn != t.handle) {
+      return refuse(absl::StrCat(name, " is not the open transaction of ", BufferName(t.buffer)));
+    }
+    const BufferState want = t.kind == TxnKind::kShare  ? BufferState::kShared
+                             : t.kind == TxnKind::kLend ? BufferState::kLent
+                                                        : BufferState::kDonating;
+    if (b->state != want || t.receivers.size() > options_.max_receivers ||
+        (t.kind == TxnKind::kDonate && t.receivers.size() > 1)) {
+      return refuse(absl::StrCat(name, " (", TxnKindName(t.kind), ") does not match ",
+                                 Describe(*b)));
+    }
+    absl::flat_hash_set<VmId> seen;
+    for (const Receiver& r : t.receivers) {
+      const bool retrieved = r.state == ReceiverState::kRetrieved;
+      if (policy_.FindVm(r.vm) == nullptr || r.vm == b->owner || !seen.insert(r.vm).second ||
+          r.state == ReceiverState::kRemoved || (t.kind == TxnKind::kDonate && retrieved) ||
+          r.mapped_at.has_value() != (retrieved && r.rights.cpu_access() != Access::kNone)) {
+        return refuse(absl::StrCat(name, " names ", VmName(r.vm), " in an impossible way"));
+      }
+      if (absl::Status s = policy_.CheckMayReceive(b->heap, r.vm, r.rights); !s.ok()) {
+        return refuse(absl::StrCat(name, ": ", s.message()));
+      }
+    }
+    ledger_.OpenTxn(*b, t.handle, t.kind, t.receivers);
+  }
+  for (const auto& [id, b] : ledger_.buffers()) {
+    if (b.state != BufferState::kOwned && !b.txn) {
+      return refuse(absl::StrCat(BufferName(id), " has lost its transaction"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Broker::RestoreAccess() {
+  // Buffers in id order, so that a restart programs the backends the same
+  // way every time.
+  const StoredState state = Snapshot();
+  for (const StoredBuffer& sb : state.buffers) {
+    const Buffer& b = *ledger_.FindBuffer(sb.buffer.id);
+    if (b.owner_has_access()) {
+      absl::StatusOr<std::optional<GuestAddr>> m =
+          GrantAccess(b.owner, b.pages, b.owner_rights, b.mapped_at);
+      if (!m.ok()) return Annotate(m.status(), absl::StrCat("restoring ", BufferName(b.id)));
+    }
+  }
+  for (const Transaction& t : state.txns) {
+    const Buffer& b = *ledger_.FindBuffer(t.buffer);
+    for (const Receiver& r : t.receivers) {
+      if (r.state != ReceiverState::kRetrieved) continue;
+      absl::StatusOr<std::optional<GuestAddr>> m = GrantAccess(r.vm, b.pages, r.rights, r.mapped_at);
+      if (!m.ok()) {
+        return Annotate(m.status(), absl::StrCat("restoring ", HandleName(t.handle), " for ",
+                                                 VmName(r.vm)));
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 // ---- Observation -----------------------------------------------------------

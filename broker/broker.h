@@ -7,10 +7,20 @@
 // Each request runs in three steps (STYLE.md rule 6):
 //   check   - pure: the state tables (ownership/states.h), policy, quotas
 //             and argument validation decide; a rejection changes nothing;
-//   prepare - everything that can fail: pages from the pool, stage-2 maps,
-//             firewall grants; on failure a scope guard undoes what was
-//             prepared (revoke, scrub, return pages);
+//   prepare - everything that can fail: pages from the pool, firewall
+//             grants, stage-2 maps, and last the state store's record of
+//             the request (state/state_store.h); on failure a scope guard
+//             undoes what was prepared (revoke, scrub, return pages);
 //   commit  - cannot fail: ledger updates, revocations, scrubbing, events.
+//
+// With a state store, a request the guest saw succeed is recorded, and one
+// that failed is not: a broker created over the same store later (rmemd
+// restarted) continues from the same state. Requests that only take access
+// away (RELINQUISH, FREE, a teardown) are recorded before the access goes,
+// so a restart never resurrects access a guest gave up; the pages of a
+// freed buffer are scrubbed after, and at start every page no recorded
+// buffer holds is scrubbed. Events are not recorded: those queued when
+// rmemd stops are lost.
 //
 // Ordering guarantees (no page is reachable by anyone not granted, even for
 // an instant): access is revoked before pages are scrubbed, and scrubbed
@@ -45,6 +55,7 @@
 #include "broker/ownership/ledger.h"
 #include "broker/policy/policy.h"
 #include "broker/policy/quota.h"
+#include "broker/state/state_store.h"
 
 namespace rmem {
 
@@ -61,6 +72,8 @@ struct Backends {
   Stage2* stage2 = nullptr;
   Firewall* firewall = nullptr;
   Scrubber* scrubber = nullptr;
+  // Where the state is recorded; nullptr: in memory only.
+  StateStore* state = nullptr;
 };
 
 // One receiver of a share or lend, with the rights offered to it.
@@ -95,7 +108,15 @@ enum class ReclaimMode { kWaitForBorrowers, kRevoke };
 
 class Broker {
  public:
+  // A broker over `carveouts`. With a state store that holds a state, it
+  // continues from that state: buffers, offers and grants as recorded, the
+  // id sequences where they stopped, stage-2 mappings at the addresses the
+  // guests knew (Stage2::MapAt) and the firewall reprogrammed; every other
+  // carve-out page is scrubbed.
   // InvalidArgument for bad carve-outs or policy, or missing backends.
+  // FailedPrecondition: the recorded state does not fit the carve-outs or
+  // the policy (names what). The store's and the backends' errors pass
+  // through (restoring a grant the firewall cannot make any more).
   static absl::StatusOr<std::unique_ptr<Broker>> Create(std::vector<Carveout> carveouts,
                                                         PolicyConfig policy, Backends backends,
                                                         BrokerOptions options = {});
@@ -152,8 +173,14 @@ class Broker {
   // The VM is gone: its retrieved buffers are unmapped and its offers
   // dropped (owners get RELINQUISHED), the buffers it owned are revoked
   // from every receiver (they get REVOKED), scrubbed and freed. Idempotent;
-  // the VM may come back later with nothing.
-  void TeardownVm(VmId vm);
+  // the VM may come back later with nothing. It always happens; the error
+  // says the state store could not record it (then the store is rewritten
+  // whole by the next request it accepts; see state_behind()).
+  absl::Status TeardownVm(VmId vm);
+
+  // Every VM that owns a buffer or is named in an offer (after a restart:
+  // the VMs whose VMMs should come back), in id order.
+  std::vector<VmId> VmsWithState() const;
 
   // Up to `max` queued events of a VM, oldest first.
   std::vector<Event> DrainEvents(VmId vm, size_t max);
@@ -170,6 +197,13 @@ class Broker {
   // broker's state is. Tests use it to prove a rejected request changed
   // nothing.
   std::string DebugDump() const;
+  // The state as the store records it.
+  StoredState Snapshot() const;
+  // A teardown could not be recorded and no request has been recorded since.
+  bool state_behind() const { return state_behind_; }
+  // When behind, rewrites the store whole now (rmemd retries this on a
+  // timer). The store's error otherwise.
+  absl::Status CatchUpState();
 
  private:
   Broker(std::vector<Carveout> carveouts, Policy policy, Backends backends, BrokerOptions options);
@@ -189,11 +223,27 @@ class Broker {
                                          absl::Span<const Offer> to);
   // Gives `vm` `rights` on `pages`: stage-2 when cpu-map is held, and the
   // firewall for each initiator it owns. All or nothing.
-  absl::StatusOr<std::optional<GuestAddr>> GrantAccess(VmId vm, PageRange pages, Rights rights);
+  // With `restore_at` (a restart), the CPU mapping is re-established there.
+  absl::StatusOr<std::optional<GuestAddr>> GrantAccess(
+      VmId vm, PageRange pages, Rights rights, std::optional<GuestAddr> restore_at = std::nullopt);
   void RevokeAccess(VmId vm, PageRange pages, Rights rights);
   // Revoke, scrub, return to the pool, release quota, forget.
   void Destroy(Buffer& b);
   void Notify(VmId vm, const Event& e);
+  // Records the request's changes (and the id sequences, if they moved) in
+  // the state store; OK without one.
+  // `buffer_ids` / `handles`: the sequences as they will be once the
+  // request commits (default: as they are).
+  absl::Status Persist(StateDelta& delta, const IdSequence* buffer_ids = nullptr,
+                       const IdSequence* handles = nullptr);
+  StoredBuffer Stored(const Buffer& b) const;
+  static void Audit(StateDelta& delta, const char* op, AuditAction action, VmId actor, VmId vm,
+                    const Buffer& b, Handle handle, Rights rights);
+  // Restart: the ledger, pools and quotas from `state` (checked against the
+  // carve-outs and policy), then, once free pages are scrubbed, the access
+  // it records.
+  absl::Status RestoreLedger(const StoredState& state);
+  absl::Status RestoreAccess();
   absl::Status CheckCaller(VmId caller) const;
   std::string Describe(const Buffer& b) const;
 
@@ -207,6 +257,9 @@ class Broker {
   IdSequence buffer_ids_;
   IdSequence handles_;
   absl::flat_hash_map<VmId, EventQueue> events_;
+  uint64_t persisted_buffer_counter_ = 0;  // what the store holds (0: nothing)
+  uint64_t persisted_handle_counter_ = 0;
+  bool state_behind_ = false;
 };
 
 }  // namespace rmem

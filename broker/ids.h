@@ -34,6 +34,7 @@ class IdSequence {
   uint64_t Permute(uint64_t counter) const;
   // Where the sequence continues; persist it to resume without reuse.
   uint64_t next_counter() const { return counter_; }
+  const IdKey& key() const { return key_; }
 
  private:
   IdKey key_;

@@ -112,14 +112,14 @@ void GuestDevice::FlushEvents() {
 
 void GuestDevice::OnReset() {
   pending_.clear();
-  rmem_.GuestGone();
+  TearDown();
   if (after_request_) after_request_();
 }
 
 void GuestDevice::Retire() {
   if (host_ == nullptr) return;
   pending_.clear();
-  rmem_.GuestGone();
+  TearDown();
 }
 
 void GuestDevice::OnDisconnect() {
@@ -130,8 +130,15 @@ void GuestDevice::OnDisconnect() {
   vmm_pidfd_ = -1;
   vmm_pid_ = 0;
   pending_.clear();
-  rmem_.GuestGone();
+  TearDown();
   if (after_request_) after_request_();
+}
+
+void GuestDevice::TearDown() {
+  if (absl::Status s = rmem_.GuestGone(); !s.ok()) {
+    std::fprintf(stderr, "rmemd: %s: torn down, but %s\n", VmName(vm()).c_str(),
+                 s.ToString().c_str());
+  }
 }
 
 absl::Status GuestDevice::Map(uint64_t region_offset, int fd, uint64_t fd_offset,

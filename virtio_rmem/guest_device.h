@@ -72,6 +72,8 @@ class GuestDevice : public VirtioDevice, public ShmRegionMapper {
   uint64_t events_delivered() const { return events_delivered_; }
 
  private:
+  // The broker forgets the VM (GuestGone); a failure to record it is logged.
+  void TearDown();
   ShmRegionStage2& stage2_;
   RmemDevice rmem_;
   uint64_t region_bytes_;

@@ -283,6 +283,6 @@ std::optional<virtio_rmem_event> RmemDevice::NextEvent() {
   return out;
 }
 
-void RmemDevice::GuestGone() { broker_.TeardownVm(vm_); }
+absl::Status RmemDevice::GuestGone() { return broker_.TeardownVm(vm_); }
 
 }  // namespace rmem::virtio_rmem

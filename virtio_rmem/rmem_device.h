@@ -51,8 +51,9 @@ class RmemDevice {
   std::optional<virtio_rmem_event> NextEvent();
 
   // The guest went away (its VMM disconnected) or reset the device: the
-  // broker tears the VM down (revoke, scrub, reclaim). Idempotent.
-  void GuestGone();
+  // broker tears the VM down (revoke, scrub, reclaim). Idempotent. It
+  // always happens; an error says the state store could not record it.
+  absl::Status GuestGone();
 
   struct Counters {
     uint64_t requests = 0;       // chains answered

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iterator>
 
+#include "absl/strings/str_cat.h"
 #include "broker/check.h"
 
 namespace rmem {
@@ -108,6 +109,15 @@ absl::StatusOr<GuestAddr> FakeStage2::Map(VmId vm, PageRange pages, Access acces
   absl::Status s = memory_->Grant(Party::Cpu(vm), pages, access);
   if (!s.ok()) return s;
   return GuestAddr(pages.base().value());
+}
+
+absl::Status FakeStage2::MapAt(VmId vm, PageRange pages, Access access, GuestAddr at) {
+  if (at.value() != pages.base().value()) {
+    return absl::InvalidArgumentError(absl::StrCat("fake stage-2 maps ", pages.ToString(), " at ",
+                                                   Hex(pages.base().value()), ", not ",
+                                                   at.ToString()));
+  }
+  return Map(vm, pages, access).status();
 }
 
 void FakeStage2::Unmap(VmId vm, PageRange pages) { memory_->Revoke(Party::Cpu(vm), pages); }

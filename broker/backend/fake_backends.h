@@ -43,6 +43,10 @@ class FakeMemory {
   // Simulates unknown content (e.g. left by firmware) on these pages.
   void MarkWritten(PageRange pages, Party writer);
 
+  // rmemd died and came back: the VMMs' mappings and the firewall's grants
+  // are reset (the broker restores them), what pages hold stays.
+  void ForgetAccess() { mappings_.clear(); }
+
   // Every party holding some access, with its ranges.
   std::vector<Party> parties() const;
 
@@ -79,6 +83,8 @@ class FakeStage2 : public Stage2 {
   explicit FakeStage2(FakeMemory* memory) : memory_(memory) {}
   // The guest sees the pages at their host physical address (identity).
   absl::StatusOr<GuestAddr> Map(VmId vm, PageRange pages, Access access) override;
+  // InvalidArgument unless `at` is the pages' address (identity).
+  absl::Status MapAt(VmId vm, PageRange pages, Access access, GuestAddr at) override;
   void Unmap(VmId vm, PageRange pages) override;
 
  private:

@@ -15,6 +15,9 @@ class NullStage2 : public Stage2 {
     return absl::UnimplementedError(
         absl::StrCat("no stage-2 backend: cannot map memory into ", VmName(vm)));
   }
+  absl::Status MapAt(VmId vm, PageRange pages, Access access, GuestAddr) override {
+    return Map(vm, pages, access).status();
+  }
   void Unmap(VmId, PageRange) override { RMEM_CHECK(false && "nothing was ever mapped"); }
 };
 

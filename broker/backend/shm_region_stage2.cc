@@ -22,14 +22,84 @@ absl::Status ShmRegionStage2::Attach(VmId vm, uint64_t region_size, ShmRegionMap
   // allocator's best fit and alignment serve offsets as well as addresses.
   const std::optional<PageRange> offsets = PageRange::FromBytes(PhysAddr(0), region_size);
   RMEM_CHECK(offsets.has_value());
-  vms_.emplace(vm, AttachedVm{.mapper = mapper,
-                              .sever = std::move(sever),
-                              .offsets = std::make_unique<PageAllocator>(*offsets),
-                              .by_first_pfn = {}});
+  AttachedVm& v = vms_.emplace(vm, AttachedVm{.mapper = mapper,
+                                               .sever = std::move(sever),
+                                               .offsets = std::make_unique<PageAllocator>(*offsets),
+                                               .by_first_pfn = {}})
+                      .first->second;
+  auto waiting = waiting_.find(vm);
+  if (waiting == waiting_.end()) return absl::OkStatus();
+  absl::Status failed;
+  for (const auto& [pfn, w] : waiting->second) {
+    absl::StatusOr<PageRange> slot = ReserveAt(vm, v, w.pages, w.offset);
+    failed = slot.ok() ? MapInto(v, w.pages, w.access, *slot) : slot.status();
+    if (!failed.ok()) break;
+  }
+  if (!failed.ok()) {
+    // Back to detached, with every restored mapping still waiting. (An
+    // unmap the VMM refuses leaves this VM's own grants mapped in it: no
+    // other party gains anything.)
+    for (const auto& [pfn, m] : v.by_first_pfn) {
+      (void)v.mapper->Unmap(m.offset, m.slot.size_bytes());
+    }
+    vms_.erase(vm);
+    return absl::Status(failed.code(), absl::StrCat("restoring the mappings of ", VmName(vm),
+                                                    ": ", failed.message()));
+  }
+  waiting_.erase(waiting);
   return absl::OkStatus();
 }
 
 void ShmRegionStage2::Detach(VmId vm) { vms_.erase(vm); }
+
+size_t ShmRegionStage2::waiting(VmId vm) const {
+  auto it = waiting_.find(vm);
+  return it == waiting_.end() ? 0 : it->second.size();
+}
+
+absl::StatusOr<PageRange> ShmRegionStage2::ReserveAt(VmId vm, AttachedVm& v, PageRange pages,
+                                                     uint64_t offset) {
+  const std::optional<PageRange> slot =
+      offset % kPageSize == 0 ? PageRange::FromPages(Pfn(offset >> kPageShift), pages.count())
+                              : std::nullopt;
+  if (!slot || !v.offsets->range().Contains(*slot) || !v.offsets->AllocateAt(*slot)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Hex(pages.size_bytes()), " bytes at offset ", Hex(offset),
+        " do not fit the free part of the shared memory region of ", VmName(vm)));
+  }
+  return *slot;
+}
+
+absl::Status ShmRegionStage2::MapAt(VmId vm, PageRange pages, Access access, GuestAddr at) {
+  auto it = vms_.find(vm);
+  if (it == vms_.end()) {
+    auto [w, inserted] =
+        waiting_[vm].emplace(pages.first().value(), Waiting{pages, access, at.value()});
+    RMEM_CHECK(inserted);
+    return absl::OkStatus();
+  }
+  RMEM_CHECK(!it->second.by_first_pfn.contains(pages.first().value()));
+  absl::StatusOr<PageRange> slot = ReserveAt(vm, it->second, pages, at.value());
+  if (!slot.ok()) return slot.status();
+  return MapInto(it->second, pages, access, *slot);
+}
+
+absl::Status ShmRegionStage2::MapInto(AttachedVm& v, PageRange pages, Access access,
+                                      PageRange slot) {
+  absl::StatusOr<CarveoutMemory::Piece> piece = memory_.Locate(pages);
+  absl::Status s = piece.status();
+  const uint64_t offset = slot.base().value();
+  if (s.ok()) {
+    s = v.mapper->Map(offset, piece->fd, piece->offset, pages.size_bytes(),
+                      access == Access::kReadWrite);
+  }
+  if (!s.ok()) {
+    v.offsets->Free(slot);
+    return s;
+  }
+  v.by_first_pfn.emplace(pages.first().value(), Mapping{offset, slot});
+  return absl::OkStatus();
+}
 
 uint64_t ShmRegionStage2::mapped_bytes(VmId vm) const {
   auto it = vms_.find(vm);
@@ -46,8 +116,6 @@ absl::StatusOr<GuestAddr> ShmRegionStage2::Map(VmId vm, PageRange pages, Access 
   }
   AttachedVm& v = it->second;
   RMEM_CHECK(!v.by_first_pfn.contains(pages.first().value()));
-  absl::StatusOr<CarveoutMemory::Piece> piece = memory_.Locate(pages);
-  if (!piece.ok()) return piece.status();
   const uint64_t align_pages =
       pages.size_bytes() >= kBlockSize && pages.base().value() % kBlockSize == 0
           ? kBlockSize / kPageSize
@@ -59,20 +127,22 @@ absl::StatusOr<GuestAddr> ShmRegionStage2::Map(VmId vm, PageRange pages, Access 
         "no room for ", Hex(pages.size_bytes()), " bytes in the shared memory region of ",
         VmName(vm)));
   }
-  const uint64_t offset = slot->base().value();
-  if (absl::Status s = v.mapper->Map(offset, piece->fd, piece->offset, pages.size_bytes(),
-                                     access == Access::kReadWrite);
-      !s.ok()) {
-    v.offsets->Free(*slot);
-    return s;
-  }
-  v.by_first_pfn.emplace(pages.first().value(), Mapping{offset, *slot});
-  return GuestAddr(offset);
+  if (absl::Status s = MapInto(v, pages, access, *slot); !s.ok()) return s;
+  return GuestAddr(slot->base().value());
 }
 
 void ShmRegionStage2::Unmap(VmId vm, PageRange pages) {
   auto it = vms_.find(vm);
-  if (it == vms_.end()) return;  // detached: the mapping went with the VMM
+  if (it == vms_.end()) {
+    // Detached: the mapping went with the VMM, or waits for one that will
+    // now never be made.
+    auto w = waiting_.find(vm);
+    if (w != waiting_.end()) {
+      w->second.erase(pages.first().value());
+      if (w->second.empty()) waiting_.erase(w);
+    }
+    return;
+  }
   AttachedVm& v = it->second;
   auto m = v.by_first_pfn.find(pages.first().value());
   RMEM_CHECK(m != v.by_first_pfn.end());

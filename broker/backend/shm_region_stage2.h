@@ -48,8 +48,11 @@ class ShmRegionStage2 : public Stage2 {
   explicit ShmRegionStage2(const CarveoutMemory& memory) : memory_(memory) {}
 
   // The VM's VMM connected: its region is `region_size` bytes (a multiple
-  // of 4 KiB); `mapper` and `sever` stay valid until Detach.
-  // InvalidArgument for a bad size; FailedPrecondition if already attached.
+  // of 4 KiB); `mapper` and `sever` stay valid until Detach. Mappings
+  // restored while it was away (MapAt) are made now, at their offsets.
+  // InvalidArgument for a bad size; FailedPrecondition if already attached;
+  // a restored mapping that no longer fits the region, or that the VMM
+  // refuses, fails the attach (nothing stays mapped, the VM stays detached).
   absl::Status Attach(VmId vm, uint64_t region_size, ShmRegionMapper* mapper,
                       std::function<void()> sever);
   // The VM's VMM is gone: its mappings went with it. Idempotent.
@@ -61,7 +64,13 @@ class ShmRegionStage2 : public Stage2 {
   // Unavailable when the VM's VMM is not attached; ResourceExhausted when
   // its region has no room; the VMM's error when it refuses the map.
   absl::StatusOr<GuestAddr> Map(VmId vm, PageRange pages, Access access) override;
+  // At region offset `at`. A VM not attached (rmemd restarted; its VMM has
+  // not reconnected yet) keeps it until Attach.
+  absl::Status MapAt(VmId vm, PageRange pages, Access access, GuestAddr at) override;
+  // A kept mapping of a VM that is not attached is simply dropped.
   void Unmap(VmId vm, PageRange pages) override;
+  // Restored mappings waiting for the VM's VMM.
+  size_t waiting(VmId vm) const;
 
  private:
   struct Mapping {
@@ -75,8 +84,18 @@ class ShmRegionStage2 : public Stage2 {
     absl::flat_hash_map<uint64_t, Mapping> by_first_pfn;  // host pfn -> mapping
   };
 
+  struct Waiting {
+    PageRange pages;
+    Access access;
+    uint64_t offset;
+  };
+  // Maps `pages` at `slot` (reserved in v.offsets); frees the slot on error.
+  absl::Status MapInto(AttachedVm& v, PageRange pages, Access access, PageRange slot);
+  absl::StatusOr<PageRange> ReserveAt(VmId vm, AttachedVm& v, PageRange pages, uint64_t offset);
+
   const CarveoutMemory& memory_;
   absl::flat_hash_map<VmId, AttachedVm> vms_;
+  absl::flat_hash_map<VmId, absl::flat_hash_map<uint64_t, Waiting>> waiting_;  // by host pfn
 };
 
 }  // namespace rmem

@@ -90,6 +90,15 @@ std::optional<PageRange> PageAllocator::Allocate(PageCount count_pages, PageCoun
   return PageRange::FromPages(Pfn(first), PageCount(count));
 }
 
+std::vector<PageRange> PageAllocator::FreeRuns() const {
+  std::vector<PageRange> out;
+  out.reserve(by_addr_.size());
+  for (const auto& [first, count] : by_addr_) {
+    out.push_back(*PageRange::FromPages(Pfn(first), PageCount(count)));
+  }
+  return out;
+}
+
 bool PageAllocator::AllocateAt(PageRange pages) {
   if (pages.empty() || !range_.Contains(pages)) return false;
   auto it = by_addr_.upper_bound(pages.first().value());

@@ -67,6 +67,8 @@ class PageAllocator {
   PageRange range() const { return range_; }
   PageCount free_pages() const { return PageCount(free_pages_); }
   Stats stats() const;
+  // The free extents, lowest first.
+  std::vector<PageRange> FreeRuns() const;
   // The free extents, "first+count ..." in pfns (for state dumps).
   std::string DebugString() const;
 

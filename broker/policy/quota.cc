@@ -49,6 +49,10 @@ absl::Status QuotaLedger::CheckCharge(VmId vm, HeapId heap, uint64_t bytes) cons
 
 void QuotaLedger::Charge(VmId vm, HeapId heap, uint64_t bytes) {
   RMEM_CHECK_OK(CheckCharge(vm, heap, bytes));
+  ChargeRestored(vm, heap, bytes);
+}
+
+void QuotaLedger::ChargeRestored(VmId vm, HeapId heap, uint64_t bytes) {
   by_vm_[vm] += bytes;
   by_heap_[heap] += bytes;
   by_vm_heap_[{vm, heap}] += bytes;

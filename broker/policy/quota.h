@@ -20,6 +20,11 @@ class QuotaLedger {
   absl::Status CheckCharge(VmId vm, HeapId heap, uint64_t bytes) const;
   // Records ownership; the caller checked first (CHECKs the limits).
   void Charge(VmId vm, HeapId heap, uint64_t bytes);
+  // Records ownership found in a restored state, without checking limits:
+  // what a restarted broker finds owned stays owned, even if the
+  // configuration lowered a limit since (new charges are refused until use
+  // falls below it).
+  void ChargeRestored(VmId vm, HeapId heap, uint64_t bytes);
   // Returns bytes charged before (CHECKs against underflow).
   void Release(VmId vm, HeapId heap, uint64_t bytes);
 

@@ -3,6 +3,7 @@
 // with its configuration, and serves every configured guest a virtio-rmem
 // device over vhost-user from one broker (docs/rmemd.md).
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -23,6 +25,7 @@
 #include "broker/rmemd/platform_firewalls.h"
 #include "broker/rmemd/service.h"
 #include "broker/rmemd/setup.h"
+#include "broker/state/sqlite_state_store.h"
 
 namespace rmem::rmemd {
 namespace {
@@ -32,7 +35,9 @@ constexpr int kUsage = 2;
 
 constexpr char kUsageText[] =
     "usage: rmemd [--fdt FILE | --transfer-list FILE] [--check-firmware]\n"
-    "             [--config FILE [--check-config] [--memory DEVICE|standin]]\n"
+    "             [--config FILE [--check-config] [--memory DEVICE|standin]\n"
+    "              [--state FILE | --no-state] [--reset-state]\n"
+    "              [--reconnect-grace SECONDS]]\n"
     "\n"
     "Reads the restricted-memory carve-outs and the device initiators firmware\n"
     "handed over: a flattened device tree (--fdt), an Arm Firmware Handoff\n"
@@ -49,6 +54,18 @@ constexpr char kUsageText[] =
     "  --memory DEVICE    where carve-out pages are reached (default\n"
     "                     /dev/rmem-carveout, host_driver/rmem_carveout);\n"
     "                     'standin': memfds, ordinary host memory (tests only)\n"
+    "  --state FILE       where every request is recorded before the guest sees\n"
+    "                     its reply (SQLite, docs/reliability.md); a restarted\n"
+    "                     rmemd continues from it. Default /run/rmemd/state.db\n"
+    "                     (/run/rmemd is created, mode 0700)\n"
+    "  --no-state         keep the state in memory only: a restart forgets every\n"
+    "                     buffer (and scrubs it)\n"
+    "  --reset-state      discard the recorded state and start empty (every\n"
+    "                     carve-out page is scrubbed); also the way out when rmemd\n"
+    "                     refuses a state file that is damaged or from a newer rmemd\n"
+    "  --reconnect-grace SECONDS\n"
+    "                     after a restart, how long a VM that holds buffers has for\n"
+    "                     its VMM to reconnect before it is torn down (default 30)\n"
     "  --help             this text\n"
     "\n"
     "Otherwise rmemd lists the carve-outs and initiators; with --config it\n"
@@ -128,8 +145,33 @@ void PrintSetup(const RmemdConfig& config, const BrokerSetup& setup) {
 
 // Serves the guests until SIGTERM or SIGINT: exit 0 after an orderly stop
 // (every connection ended, every VM torn down), 1 if it cannot start.
+struct StateChoice {
+  std::string path = "/run/rmemd/state.db";  // "" : --no-state
+  bool reset = false;
+  absl::Duration reconnect_grace = absl::Seconds(30);
+};
+
+constexpr char kDefaultStateDir[] = "/run/rmemd";
+
+absl::StatusOr<std::unique_ptr<StateStore>> OpenState(const StateChoice& choice) {
+  if (choice.path.empty()) return std::unique_ptr<StateStore>();
+  if (choice.path.rfind(std::string(kDefaultStateDir) + "/", 0) == 0) {
+    // /run itself may be missing in a minimal initramfs.
+    for (const char* dir : {"/run", kDefaultStateDir}) {
+      if (mkdir(dir, dir == kDefaultStateDir ? 0700 : 0755) != 0 && errno != EEXIST) {
+        return absl::UnavailableError(
+            absl::StrCat("cannot create ", dir, " for the state: ", std::strerror(errno)));
+      }
+    }
+  }
+  absl::StatusOr<std::unique_ptr<SqliteStateStore>> store =
+      SqliteStateStore::Open(choice.path, SqliteStateStore::Options{.reset = choice.reset});
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<StateStore>(*std::move(store));
+}
+
 int Serve(const firmware_handoff::Platform& platform, const BrokerSetup& setup,
-          const std::string& memory_choice) {
+          const std::string& memory_choice, const StateChoice& state_choice) {
   absl::StatusOr<std::unique_ptr<CarveoutMemory>> memory =
       memory_choice == "standin" ? MakeMemfdCarveoutMemory(setup.carveouts)
                                  : OpenDeviceCarveoutMemory(memory_choice, setup.carveouts);
@@ -171,12 +213,37 @@ int Serve(const firmware_handoff::Platform& platform, const BrokerSetup& setup,
     return kRejected;
   }
   const PlatformFirewalls* firewall_state = firewalls->get();  // owned by the service
-  absl::StatusOr<std::unique_ptr<Service>> service =
-      Service::Start(setup, *std::move(memory), *std::move(firewalls), **loop);
+  absl::StatusOr<std::unique_ptr<StateStore>> state = OpenState(state_choice);
+  if (!state.ok()) {
+    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
+                 std::string(state.status().message()).c_str());
+    return kRejected;
+  }
+  const bool persistent = *state != nullptr;
+  absl::StatusOr<std::unique_ptr<Service>> service = Service::Start(
+      setup, *std::move(memory), *std::move(firewalls),
+      Service::Options{.state = *std::move(state),
+                       .reconnect_grace = state_choice.reconnect_grace},
+      **loop);
   if (!service.ok()) {
     std::fprintf(stderr, "rmemd: refusing to start: %s\n",
                  std::string(service.status().message()).c_str());
     return kRejected;
+  }
+  if (!persistent) {
+    std::printf("rmemd: state: in memory only (--no-state): a restart forgets every buffer\n");
+  } else {
+    const Broker& broker = (*service)->broker();
+    std::printf("rmemd: state: %s%s: %zu buffers, %zu open offers\n", state_choice.path.c_str(),
+                state_choice.reset ? " (reset)" : "", broker.ledger().buffer_count(),
+                broker.ledger().txn_count());
+    if (!(*service)->awaiting().empty()) {
+      std::vector<std::string> names;
+      for (VmId vm : (*service)->awaiting()) names.push_back(VmName(vm));
+      std::printf("rmemd: state: restored; waiting up to %s for the VMMs of %s to reconnect\n",
+                  absl::FormatDuration(state_choice.reconnect_grace).c_str(),
+                  absl::StrJoin(names, ", ").c_str());
+    }
   }
   uint64_t dumps = 0;
   absl::StatusOr<Watch> watch = (*loop)->Add(signals.get(), EPOLLIN, [&](uint32_t) {
@@ -220,6 +287,8 @@ int Main(const std::vector<std::string>& args) {
   bool check_config = false;
   std::string config_path;
   std::string memory_choice = "/dev/rmem-carveout";
+  StateChoice state_choice;
+  bool state_given = false, no_state = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
@@ -233,6 +302,22 @@ int Main(const std::vector<std::string>& args) {
     } else if (a == "--memory") {
       if (i + 1 >= args.size()) return Usage("--memory needs DEVICE or 'standin'");
       memory_choice = args[++i];
+    } else if (a == "--state") {
+      if (i + 1 >= args.size() || args[i + 1].empty()) return Usage("--state needs a FILE");
+      state_choice.path = args[++i];
+      state_given = true;
+    } else if (a == "--no-state") {
+      no_state = true;
+    } else if (a == "--reset-state") {
+      state_choice.reset = true;
+    } else if (a == "--reconnect-grace") {
+      double seconds = 0;
+      if (i + 1 >= args.size() || !absl::SimpleAtod(args[i + 1], &seconds) || seconds < 0 ||
+          seconds > 86400) {
+        return Usage("--reconnect-grace needs SECONDS (0 to 86400)");
+      }
+      ++i;
+      state_choice.reconnect_grace = absl::Seconds(seconds);
     } else if (a == "--config") {
       if (i + 1 >= args.size()) return Usage("--config needs a FILE");
       config_path = args[++i];
@@ -248,6 +333,10 @@ int Main(const std::vector<std::string>& args) {
       return Usage("unknown argument '" + a + "'");
     }
   }
+  if (no_state && (state_given || state_choice.reset)) {
+    return Usage("--no-state cannot go with --state or --reset-state");
+  }
+  if (no_state) state_choice.path.clear();
   absl::StatusOr<firmware_handoff::PlatformResult> result = ReadFirmware(source);
   if (!result.ok()) {
     std::fprintf(stderr, "rmemd: %s\n", std::string(result.status().message()).c_str());
@@ -287,7 +376,7 @@ int Main(const std::vector<std::string>& args) {
     return 0;
   }
   PrintSetup(*config, *setup);
-  return Serve(platform, *setup, memory_choice);
+  return Serve(platform, *setup, memory_choice, state_choice);
 }
 
 }  // namespace

@@ -1,27 +1,44 @@
 #include "broker/rmemd/service.h"
 
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/sys_error.h"
 
 namespace rmem::rmemd {
 
 absl::StatusOr<std::unique_ptr<Service>> Service::Start(const BrokerSetup& setup,
                                                         std::unique_ptr<CarveoutMemory> memory,
                                                         std::unique_ptr<Firewall> firewall,
-                                                        EventLoop& loop) {
+                                                        Options options, EventLoop& loop) {
   std::unique_ptr<Service> s(new Service());
   s->memory_ = std::move(memory);
   s->firewall_ = std::move(firewall);
+  s->state_ = std::move(options.state);
   s->stage2_ = std::make_unique<ShmRegionStage2>(*s->memory_);
   s->scrubber_ = std::make_unique<CarveoutScrubber>(*s->memory_);
-  BrokerOptions options;
-  options.max_receivers = setup.max_receivers;
+  BrokerOptions broker_options;
+  broker_options.max_receivers = setup.max_receivers;
   absl::StatusOr<std::unique_ptr<Broker>> broker =
       Broker::Create(setup.carveouts, setup.policy,
-                     Backends{s->stage2_.get(), s->firewall_.get(), s->scrubber_.get()}, options);
+                     Backends{s->stage2_.get(), s->firewall_.get(), s->scrubber_.get(),
+                              s->state_.get()},
+                     broker_options);
   if (!broker.ok()) return broker.status();
   s->broker_ = *std::move(broker);
+  s->awaiting_ = s->broker_->VmsWithState();
+  s->grace_deadline_ = absl::Now() + options.reconnect_grace;
+  s->tick_ = Fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+  if (!s->tick_.valid()) return ErrnoError("timerfd_create");
+  const itimerspec every_second{{1, 0}, {1, 0}};
+  if (timerfd_settime(s->tick_.get(), 0, &every_second, nullptr) != 0) {
+    return ErrnoError("timerfd_settime");
+  }
   s->server_ = std::make_unique<virtio_rmem::VhostUserServer>(loop);
   Service* self = s.get();
   for (const GuestConfig& g : setup.guests) {
@@ -33,7 +50,40 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Start(const BrokerSetup& setup
       return st;
     }
   }
+  absl::StatusOr<Watch> tick = loop.Add(s->tick_.get(), EPOLLIN, [self](uint32_t) {
+    uint64_t expirations = 0;
+    if (read(self->tick_.get(), &expirations, sizeof(expirations)) > 0) self->OnTick();
+  });
+  if (!tick.ok()) return tick.status();
+  s->tick_watch_ = *std::move(tick);
   return s;
+}
+
+void Service::OnTick() {
+  if (broker_->state_behind()) {
+    if (absl::Status st = broker_->CatchUpState(); !st.ok()) {
+      std::fprintf(stderr, "rmemd: state: still not recorded: %s\n", st.ToString().c_str());
+    } else {
+      std::printf("rmemd: state: recorded again\n");
+    }
+  }
+  if (awaiting_.empty()) return;
+  std::erase_if(awaiting_, [&](VmId vm) {
+    for (const std::unique_ptr<virtio_rmem::GuestDevice>& g : guests_) {
+      if (g->vm() == vm && g->connected()) return true;
+    }
+    return false;
+  });
+  if (awaiting_.empty() || absl::Now() < grace_deadline_) return;
+  for (VmId vm : awaiting_) {
+    std::printf("rmemd: %s: its VMM did not come back after the restart: torn down\n",
+                VmName(vm).c_str());
+    if (absl::Status st = broker_->TeardownVm(vm); !st.ok()) {
+      std::fprintf(stderr, "rmemd: %s\n", st.ToString().c_str());
+    }
+  }
+  awaiting_.clear();
+  FlushAllEvents();
 }
 
 Service::~Service() {

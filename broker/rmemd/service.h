@@ -2,8 +2,16 @@
 // virtio-rmem GuestDevice per configured guest, all served over vhost-user
 // on one event loop. The backends: ShmRegionStage2 (guests' shared memory
 // regions through their VMMs), CarveoutScrubber and the carve-out memory
-// (the host module's device, or the memfd stand-in), and the platform's
-// firewalls (PlatformFirewalls: drivers over the register-level models).
+// (the host module's device, or the memfd stand-in), the platform's
+// firewalls (PlatformFirewalls: drivers over the register-level models),
+// and the state store (SqliteStateStore) the broker records every request
+// in and restores from when rmemd starts again.
+//
+// After a restore, every VM that holds state must see its VMM reconnect
+// within `reconnect_grace`: its mappings are re-established when it does
+// (ShmRegionStage2), and a VM still absent at the deadline is torn down as
+// if its VMM had died. A teardown the store could not record is retried
+// every second until it is (Broker::CatchUpState).
 #pragma once
 
 #include <memory>
@@ -11,13 +19,16 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "base/event_loop.h"
+#include "base/fd.h"
 #include "broker/backend/carveout_memory.h"
 #include "broker/backend/scrubber.h"
 #include "broker/backend/shm_region_stage2.h"
 #include "broker/backend/firewall.h"
 #include "broker/broker.h"
 #include "broker/rmemd/setup.h"
+#include "broker/state/state_store.h"
 #include "virtio_rmem/guest_device.h"
 #include "virtio_rmem/vhost_user/server.h"
 
@@ -25,28 +36,45 @@ namespace rmem::rmemd {
 
 class Service {
  public:
-  // Builds the broker (scrubbing every carve-out) and listens on every
-  // guest's socket. Errors: the broker's (InvalidArgument), the server's
-  // (a socket path in use, not creatable).
+  struct Options {
+    // nullptr: the broker's state lives in memory only.
+    std::unique_ptr<StateStore> state;
+    absl::Duration reconnect_grace = absl::Seconds(30);
+  };
+  // Builds the broker (restoring what the store holds, scrubbing every
+  // other carve-out page) and listens on every guest's socket. Errors: the
+  // broker's (InvalidArgument; FailedPrecondition or the store's for a
+  // state it cannot restore), the server's (a socket path in use, not
+  // creatable).
   static absl::StatusOr<std::unique_ptr<Service>> Start(const BrokerSetup& setup,
                                                         std::unique_ptr<CarveoutMemory> memory,
                                                         std::unique_ptr<Firewall> firewall,
-                                                        EventLoop& loop);
+                                                        Options options, EventLoop& loop);
   ~Service();
 
   Broker& broker() { return *broker_; }
+  // VMs restored with state whose VMMs have not reconnected yet.
+  const std::vector<VmId>& awaiting() const { return awaiting_; }
   const std::vector<std::unique_ptr<virtio_rmem::GuestDevice>>& guests() const { return guests_; }
   virtio_rmem::VhostUserServer& server() { return *server_; }
 
  private:
   Service() = default;
   void FlushAllEvents();
+  // Once a second: retries an unrecorded teardown; at the grace deadline,
+  // tears down every restored VM whose VMM has not come back.
+  void OnTick();
 
   std::unique_ptr<CarveoutMemory> memory_;
   std::unique_ptr<ShmRegionStage2> stage2_;
   std::unique_ptr<CarveoutScrubber> scrubber_;
   std::unique_ptr<Firewall> firewall_;  // outlives the broker
+  std::unique_ptr<StateStore> state_;   // outlives the broker
   std::unique_ptr<Broker> broker_;
+  std::vector<VmId> awaiting_;
+  absl::Time grace_deadline_;
+  Fd tick_;
+  Watch tick_watch_;
   std::vector<std::unique_ptr<virtio_rmem::GuestDevice>> guests_;
   std::unique_ptr<virtio_rmem::VhostUserServer> server_;
 };

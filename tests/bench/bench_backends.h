@@ -17,6 +17,10 @@ struct CountingBackends : Stage2, Firewall, Scrubber {
     ++maps;
     return GuestAddr(pages.base().value());
   }
+  absl::Status MapAt(VmId, PageRange, Access, GuestAddr) override {
+    ++maps;
+    return absl::OkStatus();
+  }
   void Unmap(VmId, PageRange) override { ++unmaps; }
   absl::Status Grant(InitiatorId, PageRange, Access) override {
     ++grants;

@@ -642,7 +642,7 @@ TEST_F(TeardownTest, OwnerGone_RevokesBorrowersScrubsAndFrees) {
   ASSERT_TRUE(broker_->Retrieve(kDisplay, h).ok());
   Events(kDisplay);
   const uint64_t free_before = broker_->pool_stats()[0].stats.free.value();
-  broker_->TeardownVm(kDecrypt);
+  EXPECT_TRUE(broker_->TeardownVm(kDecrypt).ok());
   EXPECT_EQ(CpuAccess(kDisplay, a.pages), Access::kNone);
   EXPECT_EQ(DeviceAccess(kDisplayCtrl, a.pages), Access::kNone);
   EXPECT_EQ(CpuAccess(kDecrypt, a.pages), Access::kNone);
@@ -661,7 +661,7 @@ TEST_F(TeardownTest, BorrowerGone_UnmapsAndTellsOwner) {
   const Handle h = MustLend(kDecrypt, a.id, kDisplay, kR | kW | kC);
   ASSERT_TRUE(broker_->Retrieve(kDisplay, h).ok());
   Events(kDecrypt);
-  broker_->TeardownVm(kDisplay);
+  EXPECT_TRUE(broker_->TeardownVm(kDisplay).ok());
   EXPECT_EQ(CpuAccess(kDisplay, a.pages), Access::kNone);
   std::vector<Event> e = Events(kDecrypt);
   ASSERT_EQ(e.size(), 1u);
@@ -675,16 +675,16 @@ TEST_F(TeardownTest, BorrowerGone_UnmapsAndTellsOwner) {
 TEST_F(TeardownTest, ComesBackWithNothing) {
   const Allocation a = MustAlloc(kDecrypt, "general");
   const Handle h = MustShare(kDecrypt, a.id, kDisplay, kR | kC);
-  broker_->TeardownVm(kDisplay);
+  EXPECT_TRUE(broker_->TeardownVm(kDisplay).ok());
   ExpectRejected(C::kNotFound, [&] { return broker_->Retrieve(kDisplay, h); });
 }
 
 TEST_F(TeardownTest, IsIdempotentAndIgnoresUnknownVms) {
   MustAlloc(kDecrypt, "general");
-  broker_->TeardownVm(kDecrypt);
+  EXPECT_TRUE(broker_->TeardownVm(kDecrypt).ok());
   const std::string dump = broker_->DebugDump();
-  broker_->TeardownVm(kDecrypt);
-  broker_->TeardownVm(kUnknownVm);
+  EXPECT_TRUE(broker_->TeardownVm(kDecrypt).ok());
+  EXPECT_TRUE(broker_->TeardownVm(kUnknownVm).ok());
   EXPECT_EQ(broker_->DebugDump(), dump);
 }
 
@@ -692,7 +692,7 @@ TEST_F(TeardownTest, DropsTheDeadVmsQueuedEvents) {
   const Allocation a = MustAlloc(kDecrypt, "general");
   MustShare(kDecrypt, a.id, kDisplay, kR);
   EXPECT_EQ(broker_->events(kDisplay)->size(), 1u);
-  broker_->TeardownVm(kDisplay);
+  EXPECT_TRUE(broker_->TeardownVm(kDisplay).ok());
   EXPECT_EQ(broker_->events(kDisplay)->size(), 0u);
 }
 

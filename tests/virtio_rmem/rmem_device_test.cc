@@ -335,7 +335,7 @@ TEST_F(RmemDeviceTest, GuestGoneRelinquishesWhatItBorrowed) {
   const uint64_t h = Share(decrypt_, a.buffer, kDisplay, VIRTIO_RMEM_RIGHT_READ);
   ASSERT_EQ(StatusOf(Send(display_, HandleReq(VIRTIO_RMEM_REQ_RETRIEVE, h))), VIRTIO_RMEM_S_OK);
   Events(decrypt_);
-  display_.GuestGone();
+  ASSERT_TRUE(display_.GuestGone().ok());
   const std::vector<virtio_rmem_event> e = Events(decrypt_);
   ASSERT_EQ(e.size(), 1u);
   EXPECT_EQ(e[0].type, VIRTIO_RMEM_EVENT_RELINQUISHED);

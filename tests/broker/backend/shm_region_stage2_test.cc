@@ -1,6 +1,7 @@
 // ShmRegionStage2, CarveoutScrubber and the memfd CarveoutMemory: offsets in
 // each VM's region, what the VMM is asked to map (fd, offset, length,
-// writable), unmap, detach, a VMM that refuses or does not confirm; and the
+// writable), unmap, detach, a VMM that refuses or does not confirm, mappings
+// restored at their old offsets (MapAt, now or at the next Attach); and the
 // broker driving them end to end over the memfd stand-in: a buffer's bytes
 // as the owner writes them through the piece it was given, zeros for the
 // next owner after free.
@@ -11,6 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -169,6 +171,168 @@ TEST_F(ShmRegionStage2Test, AttachRejectsBadSizesAndDoubles) {
   EXPECT_EQ(stage2_->Attach(kOther, 0, &m, [] {}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(stage2_->Attach(kOther, 0x1001, &m, [] {}).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(stage2_->Attach(kVm, 0x1000, &m, [] {}).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// ---- MapAt: mappings restored after an rmemd restart -------------------------
+
+TEST_F(ShmRegionStage2Test, MapAt_Attached_MapsAtExactlyThatOffset) {
+  ASSERT_TRUE(
+      stage2_->MapAt(kVm, Pages(0x80003000, 0x2000), Access::kReadWrite, GuestAddr(0x5000)).ok());
+  ASSERT_EQ(mapper_.maps.size(), 1u);
+  const MapCall& call = mapper_.maps[0];
+  EXPECT_EQ(call.offset, 0x5000u);
+  EXPECT_EQ(call.fd, memory_->Locate(Pages(0x80003000, 0x2000))->fd);
+  EXPECT_EQ(call.fd_offset, 0x3000u);
+  EXPECT_EQ(call.length, 0x2000u);
+  EXPECT_TRUE(call.writable);
+  EXPECT_EQ(stage2_->mapped_bytes(kVm), 0x2000u);
+  EXPECT_EQ(stage2_->waiting(kVm), 0u);
+}
+
+TEST_F(ShmRegionStage2Test, MapAt_Detached_WaitsAndAttachMapsItAtThatOffset) {
+  RecordingMapper other;
+  ASSERT_TRUE(stage2_->Attach(kOther, 16 * kMiB, &other, [] {}).ok());
+  stage2_->Detach(kOther);  // rmemd restarted; the VMM has not reconnected
+
+  ASSERT_TRUE(
+      stage2_->MapAt(kOther, Pages(0x90002000, 0x3000), Access::kRead, GuestAddr(0x200000)).ok());
+  EXPECT_EQ(stage2_->waiting(kOther), 1u);
+  EXPECT_TRUE(other.maps.empty()) << "nothing is asked of a VMM that is not attached";
+  EXPECT_EQ(stage2_->mapped_bytes(kOther), 0u);
+
+  ASSERT_TRUE(stage2_->Attach(kOther, 16 * kMiB, &other, [] {}).ok());
+  ASSERT_EQ(other.maps.size(), 1u);
+  const MapCall& call = other.maps[0];
+  EXPECT_EQ(call.offset, 0x200000u);
+  EXPECT_EQ(call.fd, memory_->Locate(Pages(0x90002000, 0x3000))->fd);
+  EXPECT_EQ(call.fd_offset, 0x2000u);
+  EXPECT_EQ(call.length, 0x3000u);
+  EXPECT_FALSE(call.writable);
+  EXPECT_EQ(stage2_->waiting(kOther), 0u);
+  EXPECT_EQ(stage2_->mapped_bytes(kOther), 0x3000u);
+}
+
+TEST_F(ShmRegionStage2Test, MapAt_OutsideTheRegion_InvalidArgumentAndNothingAsked) {
+  const PageRange two_pages = Pages(0x80000000, 0x2000);
+  for (const uint64_t at : {16 * kMiB - 0x1000,  // runs past the end
+                            16 * kMiB,           // starts at the end
+                            uint64_t{0x800},     // not page aligned
+                            UINT64_MAX & ~(kPageSize - 1)}) {
+    const absl::Status s = stage2_->MapAt(kVm, two_pages, Access::kRead, GuestAddr(at));
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << Hex(at) << ": " << s;
+    EXPECT_THAT(s.message(), HasSubstr("shared memory region of vm 1")) << Hex(at);
+  }
+  EXPECT_TRUE(mapper_.maps.empty());
+  EXPECT_EQ(stage2_->mapped_bytes(kVm), 0u);
+}
+
+TEST_F(ShmRegionStage2Test, MapAt_OverlappingAnotherMapping_InvalidArgumentAndFirstKept) {
+  ASSERT_TRUE(
+      stage2_->MapAt(kVm, Pages(0x80000000, 0x3000), Access::kRead, GuestAddr(0x10000)).ok());
+  const absl::Status s =
+      stage2_->MapAt(kVm, Pages(0x80100000, 0x1000), Access::kRead, GuestAddr(0x12000));
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_EQ(mapper_.maps.size(), 1u);
+  EXPECT_EQ(stage2_->mapped_bytes(kVm), 0x3000u);
+}
+
+// Each offset the VMM was asked to map was unmapped again.
+void ExpectEveryMapUndone(const RecordingMapper& m) {
+  std::vector<std::pair<uint64_t, uint64_t>> mapped;
+  for (const MapCall& c : m.maps) mapped.emplace_back(c.offset, c.length);
+  std::vector<std::pair<uint64_t, uint64_t>> unmapped = m.unmaps;
+  std::sort(mapped.begin(), mapped.end());
+  std::sort(unmapped.begin(), unmapped.end());
+  EXPECT_EQ(mapped, unmapped);
+}
+
+TEST_F(ShmRegionStage2Test, Attach_RestoredMappingOutsideRegion_FailsLeavingNothingMapped) {
+  ASSERT_TRUE(stage2_->MapAt(kOther, Pages(0x80000000, 0x1000), Access::kRead, GuestAddr(0)).ok());
+  ASSERT_TRUE(
+      stage2_->MapAt(kOther, Pages(0x80100000, 0x2000), Access::kReadWrite, GuestAddr(32 * kMiB))
+          .ok());
+  RecordingMapper other;
+  const absl::Status s = stage2_->Attach(kOther, 16 * kMiB, &other, [] {});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_THAT(s.message(), HasSubstr("restoring the mappings of vm 2"));
+  EXPECT_FALSE(stage2_->attached(kOther));
+  EXPECT_EQ(stage2_->waiting(kOther), 2u);
+  ExpectEveryMapUndone(other);
+
+  // The mappings still wait: a VMM with a region they fit takes both.
+  RecordingMapper bigger;
+  ASSERT_TRUE(stage2_->Attach(kOther, 64 * kMiB, &bigger, [] {}).ok());
+  EXPECT_EQ(bigger.maps.size(), 2u);
+  EXPECT_EQ(stage2_->waiting(kOther), 0u);
+  EXPECT_EQ(stage2_->mapped_bytes(kOther), 0x3000u);
+}
+
+TEST_F(ShmRegionStage2Test, Attach_RestoredMappingsOverlap_FailsLeavingNothingMapped) {
+  ASSERT_TRUE(stage2_->MapAt(kOther, Pages(0x80000000, 0x3000), Access::kRead, GuestAddr(0)).ok());
+  ASSERT_TRUE(
+      stage2_->MapAt(kOther, Pages(0x80100000, 0x1000), Access::kRead, GuestAddr(0x2000)).ok());
+  RecordingMapper other;
+  const absl::Status s = stage2_->Attach(kOther, 16 * kMiB, &other, [] {});
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+  EXPECT_FALSE(stage2_->attached(kOther));
+  EXPECT_EQ(stage2_->waiting(kOther), 2u);
+  EXPECT_EQ(other.maps.size(), 1u) << "whichever comes first fits, the other cannot";
+  ExpectEveryMapUndone(other);
+  EXPECT_EQ(stage2_->mapped_bytes(kOther), 0u);
+}
+
+TEST_F(ShmRegionStage2Test, Attach_VmmRefusesRestoredMapping_FailsWithItsErrorAndStillWaiting) {
+  ASSERT_TRUE(stage2_->MapAt(kOther, Pages(0x80000000, 0x1000), Access::kRead, GuestAddr(0)).ok());
+  RecordingMapper refusing;
+  refusing.map_error = absl::UnavailableError("vhost-user backend channel closed");
+  const absl::Status s = stage2_->Attach(kOther, 16 * kMiB, &refusing, [] {});
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_THAT(s.message(), HasSubstr("channel closed"));
+  EXPECT_FALSE(stage2_->attached(kOther));
+  EXPECT_EQ(stage2_->waiting(kOther), 1u);
+}
+
+TEST_F(ShmRegionStage2Test, Unmap_Detached_DropsTheWaitingMapping) {
+  ASSERT_TRUE(stage2_->MapAt(kOther, Pages(0x80000000, 0x1000), Access::kRead, GuestAddr(0)).ok());
+  ASSERT_EQ(stage2_->waiting(kOther), 1u);
+  stage2_->Unmap(kOther, Pages(0x80000000, 0x1000));
+  EXPECT_EQ(stage2_->waiting(kOther), 0u);
+
+  RecordingMapper other;
+  ASSERT_TRUE(stage2_->Attach(kOther, 16 * kMiB, &other, [] {}).ok());
+  EXPECT_TRUE(other.maps.empty());
+  EXPECT_TRUE(other.unmaps.empty());
+  EXPECT_EQ(stage2_->mapped_bytes(kOther), 0u);
+}
+
+TEST_F(ShmRegionStage2Test, Map_AfterRestore_NeverLandsOnRestoredOffsets) {
+  // A 4-page region whose middle two pages hold a restored mapping: the
+  // ordinary maps get the two outer pages, and a third finds no room.
+  ASSERT_TRUE(
+      stage2_->MapAt(kOther, Pages(0x80000000, 0x2000), Access::kRead, GuestAddr(0x1000)).ok());
+  RecordingMapper other;
+  ASSERT_TRUE(stage2_->Attach(kOther, 0x4000, &other, [] {}).ok());
+  absl::StatusOr<GuestAddr> a = stage2_->Map(kOther, Pages(0x90000000, 0x1000), Access::kRead);
+  absl::StatusOr<GuestAddr> b = stage2_->Map(kOther, Pages(0x90001000, 0x1000), Access::kRead);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(std::min(a->value(), b->value()), 0u);
+  EXPECT_EQ(std::max(a->value(), b->value()), 0x3000u);
+  EXPECT_EQ(stage2_->Map(kOther, Pages(0x90002000, 0x1000), Access::kRead).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(ShmRegionStage2Test, Map_AfterMapAtWhileAttached_NeverLandsOnItsOffsets) {
+  RecordingMapper other;
+  ASSERT_TRUE(stage2_->Attach(kOther, 0x4000, &other, [] {}).ok());
+  ASSERT_TRUE(
+      stage2_->MapAt(kOther, Pages(0x80000000, 0x2000), Access::kRead, GuestAddr(0x1000)).ok());
+  absl::StatusOr<GuestAddr> a = stage2_->Map(kOther, Pages(0x90000000, 0x1000), Access::kRead);
+  absl::StatusOr<GuestAddr> b = stage2_->Map(kOther, Pages(0x90001000, 0x1000), Access::kRead);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(std::min(a->value(), b->value()), 0u);
+  EXPECT_EQ(std::max(a->value(), b->value()), 0x3000u);
+  EXPECT_EQ(stage2_->Map(kOther, Pages(0x90002000, 0x1000), Access::kRead).status().code(),
+            absl::StatusCode::kResourceExhausted);
 }
 
 TEST(DeviceCarveoutMemory, MissingDevice_NotFoundNamingTheModule) {

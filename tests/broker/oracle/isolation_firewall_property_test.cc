@@ -60,11 +60,7 @@ INSTANTIATE_TEST_SUITE_P(Models, IsolationWithFirewall,
                          ::testing::Values(FirewallUnderTest::kTzc400,
                                            FirewallUnderTest::kTzc400Scarce,
                                            FirewallUnderTest::kBlockController),
-                         [](const ::testing::TestParamInfo<FirewallUnderTest>& p) {
-                           std::string n = FirewallUnderTestName(p.param);
-                           std::replace(n.begin(), n.end(), '-', '_');
-                           return n;
-                         });
+                         FirewallParamName);
 
 }  // namespace
 }  // namespace rmem::testing

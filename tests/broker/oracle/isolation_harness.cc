@@ -1,7 +1,11 @@
 // The isolation harness; see isolation_harness.h.
 #include "tests/broker/oracle/isolation_harness.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +15,7 @@
 #include "broker/backend/firewall/tzc400_firewall.h"
 #include "broker/backend/firewall/tzc400_model.h"
 #include "broker/check.h"
+#include "broker/state/sqlite_state_store.h"
 
 namespace rmem::testing {
 namespace {
@@ -138,58 +143,77 @@ void HarnessStats::Add(const HarnessStats& o) {
   event_checks += o.event_checks;
   state_checks += o.state_checks;
   region_refusals += o.region_refusals;
+  restarts += o.restarts;
+  store_failures += o.store_failures;
 }
 
 IsolationHarness::IsolationHarness(const TestPlatform& platform, uint64_t seed,
-                                   FirewallUnderTest firewall)
-    : firewall_kind_(firewall), model_(platform) {
+                                   FirewallUnderTest firewall, bool persist)
+    : firewall_kind_(firewall), platform_(platform), model_(platform) {
   for (const Carveout& c : platform.carveouts) {
     fakes_.memory.MarkWritten(*PageRange::FromBytes(c.base, c.size), kFirmware);
     carveout_pages_.push_back(*PageRange::FromBytes(c.base, c.size));
   }
   // Each initiator's id at the firewall: NSAID / domain 4, 5, ... in order
   // (the rogue one, owned by nobody, included: it is on the bus).
-  absl::flat_hash_map<InitiatorId, uint32_t> ids;
   for (size_t i = 0; i < platform.policy.initiators.size(); ++i) {
     const uint32_t id = static_cast<uint32_t>(4 + i);
-    ids.emplace(platform.policy.initiators[i].id, id);
+    fw_ids_.emplace(platform.policy.initiators[i].id, id);
     hw_ids_.emplace(platform.policy.initiators[i].id.value(), id);
   }
+  trace_ = std::getenv("RMEM_HARNESS_TRACE") != nullptr;
+  broker_options_.buffer_id_key = IdKey{SplitMix(seed), SplitMix(seed + 1)};
+  broker_options_.handle_key = IdKey{SplitMix(seed + 2), SplitMix(seed + 3)};
+  broker_options_.max_receivers = platform.max_receivers;
+  broker_options_.event_queue_capacity = 1 << 16;
+  if (persist) {
+    // In memory, like /run/rmemd.
+    const char* base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+    std::string dir = absl::StrCat(base, "/rmem-harness-XXXXXX");
+    RMEM_CHECK(mkdtemp(dir.data()) != nullptr);
+    state_dir_ = dir;
+  }
+  StartBroker();
+}
+
+void IsolationHarness::StartBroker() {
   Firewall* firewall_backend = &fakes_.firewall;
-  switch (firewall) {
+  switch (firewall_kind_) {
     case FirewallUnderTest::kFake:
       break;
     case FirewallUnderTest::kTzc400:
     case FirewallUnderTest::kTzc400Scarce: {
       // Region 0 closed, every other region rmemd's: 8, or 2 when scarce.
-      Tzc400Model::Options options;
-      options.regions = firewall == FirewallUnderTest::kTzc400 ? 9 : 3;
-      auto model = std::make_unique<Tzc400Model>(options);
-      std::vector<Tzc400Firewall::Guarded> behind;
-      for (size_t i = 0; i < platform.carveouts.size(); ++i) {
-        behind.push_back({platform.carveouts[i].name, carveout_pages_[i]});
+      if (hardware_ == nullptr) {
+        Tzc400Model::Options options;
+        options.regions = firewall_kind_ == FirewallUnderTest::kTzc400 ? 9 : 3;
+        hardware_ = std::make_unique<Tzc400Model>(options);
       }
-      absl::StatusOr<std::unique_ptr<Tzc400Firewall>> driver =
-          Tzc400Firewall::Create("tzc", model.get(), behind, 1, ids);
+      std::vector<Tzc400Firewall::Guarded> behind;
+      for (size_t i = 0; i < platform_.carveouts.size(); ++i) {
+        behind.push_back({platform_.carveouts[i].name, carveout_pages_[i]});
+      }
+      absl::StatusOr<std::unique_ptr<Tzc400Firewall>> driver = Tzc400Firewall::Create(
+          "tzc", static_cast<Tzc400Model*>(hardware_.get()), behind, 1, fw_ids_);
       RMEM_CHECK_OK(driver);
       grant_regions_ = (*driver)->grant_region_count();
-      hardware_ = std::move(model);
       driver_ = *std::move(driver);
       break;
     }
     case FirewallUnderTest::kBlockController: {
-      uint64_t lo = UINT64_MAX, hi = 0;
-      for (const PageRange& r : carveout_pages_) {
-        lo = std::min(lo, r.base().value());
-        hi = std::max(hi, r.end().addr().value());
+      if (hardware_ == nullptr) {
+        uint64_t lo = UINT64_MAX, hi = 0;
+        for (const PageRange& r : carveout_pages_) {
+          lo = std::min(lo, r.base().value());
+          hi = std::max(hi, r.end().addr().value());
+        }
+        hardware_ = std::make_unique<BlockControllerModel>(
+            BlockControllerModel::Options{.window_base = lo, .window_size = hi - lo,
+                                          .block_size = kPageSize});
       }
-      auto model = std::make_unique<BlockControllerModel>(
-          BlockControllerModel::Options{.window_base = lo, .window_size = hi - lo,
-                                        .block_size = kPageSize});
-      absl::StatusOr<std::unique_ptr<BlockFirewall>> driver =
-          BlockFirewall::Create(model.get(), carveout_pages_, ids);
+      absl::StatusOr<std::unique_ptr<BlockFirewall>> driver = BlockFirewall::Create(
+          static_cast<BlockControllerModel*>(hardware_.get()), carveout_pages_, fw_ids_);
       RMEM_CHECK_OK(driver);
-      hardware_ = std::move(model);
       driver_ = *std::move(driver);
       break;
     }
@@ -200,20 +224,53 @@ IsolationHarness::IsolationHarness(const TestPlatform& platform, uint64_t seed,
     hardware_->set_write_observer(
         [this](uint32_t, uint32_t) { snapshots_.push_back(HardwareSnapshot()); });
   }
-  BrokerOptions options;
-  options.buffer_id_key = IdKey{SplitMix(seed), SplitMix(seed + 1)};
-  options.handle_key = IdKey{SplitMix(seed + 2), SplitMix(seed + 3)};
-  options.max_receivers = platform.max_receivers;
-  options.event_queue_capacity = 1 << 16;
+  Backends backends{&fakes_.stage2, firewall_backend, &fakes_.scrubber};
+  if (!state_dir_.empty()) {
+    absl::StatusOr<std::unique_ptr<SqliteStateStore>> store =
+        SqliteStateStore::Open(state_dir_ + "/state.db", {});
+    RMEM_CHECK_OK(store);
+    store_ = *std::move(store);
+    failing_store_ = std::make_unique<FailingStateStore>(store_.get());
+    backends.state = failing_store_.get();
+  }
   absl::StatusOr<std::unique_ptr<Broker>> broker =
-      Broker::Create(platform.carveouts, platform.policy,
-                     Backends{&fakes_.stage2, firewall_backend, &fakes_.scrubber}, options);
+      Broker::Create(platform_.carveouts, platform_.policy, backends, broker_options_);
   RMEM_CHECK_OK(broker);
   broker_ = *std::move(broker);
 }
 
+std::string IsolationHarness::Restart() {
+  const ReferenceModel before = model_;
+  fakes_.memory.ClearJournal();
+  snapshots_.clear();
+  // rmemd dies: no teardown, no more writes to the store; the VMMs' stage-2
+  // and the firewall driver's view go with it (the hardware model's
+  // registers stay: the new driver's probe deals with them).
+  broker_.reset();
+  failing_store_.reset();
+  store_.reset();
+  tee_.reset();
+  driver_.reset();
+  fakes_.memory.ForgetAccess();
+  StartBroker();
+  ++stats_.restarts;
+  if (trace_) std::fprintf(stderr, "restart\n");
+  restarted_ = true;
+  std::string err = CheckInvariants(before, false, "", std::nullopt);
+  restarted_ = false;
+  return err.empty() ? err : err + " [after a restart]";
+}
+
 IsolationHarness::~IsolationHarness() {
-  broker_.reset();  // before the firewall it programs
+  broker_.reset();  // before the firewall it programs and the store
+  failing_store_.reset();
+  store_.reset();
+  if (!state_dir_.empty()) {
+    for (const char* f : {"/state.db", "/state.db-wal", "/state.db-shm", "/state.db.lock"}) {
+      unlink((state_dir_ + f).c_str());
+    }
+    rmdir(state_dir_.c_str());
+  }
 }
 
 Access IsolationHarness::HardwareAccess(const Party& party, Pfn pfn, std::string& error) const {
@@ -261,7 +318,7 @@ bool IsolationHarness::GrantRegionsFull() const {
 }
 
 std::string IsolationHarness::CheckHardware(const ReferenceModel& before,
-                                            std::optional<VmId> failed_caller) {
+                                            std::optional<VmId> failed_caller, bool restarted) {
   // Between register writes: within before | after, and never short of
   // before & after (a live DMA stream must not fault because an unrelated
   // grant was programmed).
@@ -282,7 +339,7 @@ std::string IsolationHarness::CheckHardware(const ReferenceModel& before,
           }
           // (A request failed by an injected backend error is rolled back
           // by the broker, which may take access away and give it back.)
-          if (!failed_caller && !Covers(hw, was & is)) {
+          if (!failed_caller && !restarted && !Covers(hw, was & is)) {
             return absl::StrCat(party.ToString(), " lost ", AccessName(was & is), " on page ",
                                 Pfn(p).addr().ToString(), " between two register writes, though",
                                 " the model allowed it before and after");
@@ -365,7 +422,12 @@ IsolationHarness::Outcome IsolationHarness::Execute(uint64_t word, bool& injecte
   };
   if (bits.Take(4) == 0) {
     injected = true;
-    fakes_.memory.FailNthCall(1 + bits.Take(2), absl::UnavailableError("injected failure"));
+    const uint64_t nth = 1 + bits.Take(2);
+    if (failing_store_ != nullptr && bits.Take(1) == 0) {
+      failing_store_->FailNthCommit(1);  // a request commits once
+    } else {
+      fakes_.memory.FailNthCall(nth, absl::UnavailableError("injected failure"));
+    }
   }
 
   Outcome o;
@@ -484,7 +546,7 @@ IsolationHarness::Outcome IsolationHarness::Execute(uint64_t word, bool& injecte
     case Kind::kTeardown: {
       o.op = absl::StrCat("TEARDOWN vm ", caller.value());
       o.expected = {absl::StatusCode::kOk};
-      broker_->TeardownVm(caller);
+      (void)broker_->TeardownVm(caller);
       model_.ApplyTeardown(caller);
       o.actual = absl::OkStatus();
       break;
@@ -492,10 +554,15 @@ IsolationHarness::Outcome IsolationHarness::Execute(uint64_t word, bool& injecte
   }
   o.caller = caller;  // target selection may have changed it
   fakes_.memory.ClearFailures();
+  if (failing_store_ != nullptr) failing_store_->ClearFailures();
   return o;
 }
 
 std::string IsolationHarness::Step(uint64_t word) {
+  // 1 word in 64 restarts rmemd (with persistence), unless a teardown
+  // could not be recorded: then the store is behind until the next
+  // request it accepts (docs/reliability.md).
+  if (store_ != nullptr && (word >> 58) == 0x2a && !broker_->state_behind()) return Restart();
   const ReferenceModel before = model_;
   const std::string dump_before = broker_->DebugDump();
   fakes_.memory.ClearJournal();
@@ -503,6 +570,7 @@ std::string IsolationHarness::Step(uint64_t word) {
   bool injected = false;
   const bool regions_full = GrantRegionsFull();
   const uint64_t failed_before = fakes_.memory.counters().failed;
+  const uint64_t store_failed_before = failing_store_ != nullptr ? failing_store_->failed() : 0;
   Outcome o = Execute(word, injected);
   // With every TZC-400 grant region in use, a request that gives device
   // initiators access to one more range may be refused for want of one.
@@ -511,7 +579,14 @@ std::string IsolationHarness::Step(uint64_t word) {
       (verb == "ALLOC" || verb == "RETRIEVE" || verb == "RECLAIM" || verb == "RECLAIM+REVOKE")) {
     o.expected.insert(absl::StatusCode::kResourceExhausted);
   }
-  const bool injected_hit = fakes_.memory.counters().failed != failed_before;
+  const uint64_t store_failed = failing_store_ != nullptr ? failing_store_->failed() : 0;
+  const bool injected_hit = fakes_.memory.counters().failed != failed_before ||
+                            (store_failed != store_failed_before && verb != "TEARDOWN");
+  if (store_failed != store_failed_before) ++stats_.store_failures;
+  if (trace_) {
+    std::fprintf(stderr, "step %llu: %s -> %s%s\n", static_cast<unsigned long long>(stats_.ops),
+                 o.op.c_str(), o.actual.ToString().c_str(), injected_hit ? " (injected)" : "");
+  }
   ++stats_.ops;
   ++stats_.by_op[absl::StrCat(o.op.substr(0, o.op.find(' ')), " ", CodeName(o.actual.code()))];
   if (injected_hit) ++stats_.injected_failures;
@@ -549,7 +624,7 @@ std::string IsolationHarness::TeardownAll() {
   fakes_.memory.ClearJournal();
   snapshots_.clear();
   for (const VmConfig& vm : model_.platform().policy.vms) {
-    broker_->TeardownVm(vm.id);
+    (void)broker_->TeardownVm(vm.id);
     model_.ApplyTeardown(vm.id);
   }
   std::string err = CheckInvariants(before, false, "", std::nullopt);
@@ -629,7 +704,7 @@ std::string IsolationHarness::CheckInvariants(const ReferenceModel& before, bool
     }
   }
   if (hardware_ != nullptr) {
-    if (std::string e = CheckHardware(before, failed_caller); !e.empty()) return e;
+    if (std::string e = CheckHardware(before, failed_caller, restarted_); !e.empty()) return e;
   }
   // 4. No transient access, and 5. grants exposed only lineage content.
   for (const FakeMemory::Exposure& e : mem.journal()) {
@@ -645,6 +720,13 @@ std::string IsolationHarness::CheckInvariants(const ReferenceModel& before, bool
     }
     const ReferenceModel::MBuffer* b = model_.BufferAt(e.pages.first());
     for (const Party& w : e.writers) {
+      // A request that failed after granting (the store refused to record
+      // it) may have shown the caller's CPU what the caller's own device
+      // wrote a moment before; nothing crossed to another VM.
+      if (failed_caller && model_.BelongsTo(e.party, *failed_caller) &&
+          model_.BelongsTo(w, *failed_caller)) {
+        continue;
+      }
       if (b == nullptr || !b->lineage.contains(w)) {
         return absl::StrCat(e.party.ToString(), " was shown ", e.pages.ToString(),
                             " unscrubbed: ", w.ToString(), " wrote it");

@@ -23,6 +23,13 @@
 //     broker holds exactly the model's buffers;
 //  7. events: each VM received exactly the events the model predicts, and
 //     receivers never see buffer ids.
+// With persistence on, the broker records its state in a real SQLite store
+// (a temporary file), some injected failures hit the store instead of a
+// backend (the request must fail and change nothing), and some words
+// restart rmemd: the broker is dropped without a teardown, the backends'
+// programming is reset (the firewall driver probes the same hardware model
+// again), a new broker restores from the store, and every check above must
+// hold against the unchanged reference model.
 // Operations come from 64-bit words (so rapidcheck can generate and shrink
 // them); each word decodes to one request from one VM, plausible most of the
 // time and hostile otherwise (forged or stale ids, wrong owners, duplicate or
@@ -39,8 +46,10 @@
 
 #include "broker/backend/fake_backends.h"
 #include "broker/backend/firewall/firewall_model.h"
+#include "absl/container/flat_hash_map.h"
 #include "broker/broker.h"
 #include "tests/broker/oracle/reference_model.h"
+#include "tests/broker/state/failing_state_store.h"
 #include "tests/broker/oracle/test_platform.h"
 
 namespace rmem::testing {
@@ -57,6 +66,8 @@ struct HarnessStats {
   uint64_t state_checks = 0;  // unchanged-state and conservation checks
   // Requests refused while every TZC-400 grant region was in use.
   uint64_t region_refusals = 0;
+  uint64_t restarts = 0;       // rmemd restarted from its state store
+  uint64_t store_failures = 0; // requests refused because the store failed
 
   uint64_t total_checks() const {
     return access_checks + transient_checks + scrub_checks + event_checks + state_checks;
@@ -88,7 +99,7 @@ class IsolationHarness {
  public:
   // `seed` fixes the broker's id keys, so runs are reproducible.
   IsolationHarness(const TestPlatform& platform, uint64_t seed,
-                   FirewallUnderTest firewall = FirewallUnderTest::kFake);
+                   FirewallUnderTest firewall = FirewallUnderTest::kFake, bool persist = false);
   ~IsolationHarness();
 
   // Decodes and runs one operation, then checks every invariant. Returns ""
@@ -115,8 +126,15 @@ class IsolationHarness {
   std::string CheckInvariants(const ReferenceModel& before, bool rejected,
                               const std::string& dump_before, std::optional<VmId> failed_caller);
   std::string CheckEvents();
-  // 3. and 4. against the firewall model's decisions.
-  std::string CheckHardware(const ReferenceModel& before, std::optional<VmId> failed_caller);
+  // 3. and 4. against the firewall model's decisions. `restarted`: access
+  // may have been missing between register writes (the restart window).
+  std::string CheckHardware(const ReferenceModel& before, std::optional<VmId> failed_caller,
+                            bool restarted);
+  // (Re)creates the firewall driver over the hardware model (made on first
+  // use) and the broker over the store; the driver's probe runs each time.
+  void StartBroker();
+  // rmemd dies and starts again from its store; then every check.
+  std::string Restart();
   // What the hardware model lets `party` do on `pfn` (at its first and last
   // byte; "" or a mismatch description in `error`).
   Access HardwareAccess(const Party& party, Pfn pfn, std::string& error) const;
@@ -135,6 +153,14 @@ class IsolationHarness {
   std::map<uint32_t, uint32_t> hw_ids_;  // initiator id -> its id at the firewall
   std::vector<PageRange> carveout_pages_;
   std::vector<std::vector<Access>> snapshots_;  // after each register write
+  const TestPlatform platform_;
+  absl::flat_hash_map<InitiatorId, uint32_t> fw_ids_;
+  BrokerOptions broker_options_;
+  std::string state_dir_;  // persistence: a temporary directory, else ""
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<FailingStateStore> failing_store_;
+  bool restarted_ = false;
+  bool trace_ = false;  // RMEM_HARNESS_TRACE set: every operation on stderr
   std::unique_ptr<Broker> broker_;
   ReferenceModel model_;
   HarnessStats stats_;

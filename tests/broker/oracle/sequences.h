@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <rapidcheck.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,10 +17,11 @@
 namespace rmem::testing {
 
 // One rapidcheck property case over `firewall`.
-inline void CheckRandomSequence(FirewallUnderTest firewall) {
+// `persist`: with the state store, injected store failures and restarts.
+inline void CheckRandomSequence(FirewallUnderTest firewall, bool persist = false) {
   const auto words = *rc::gen::container<std::vector<uint64_t>>(rc::gen::arbitrary<uint64_t>());
   const uint64_t seed = *rc::gen::arbitrary<uint64_t>();
-  IsolationHarness harness(SmallPlatform(), seed, firewall);
+  IsolationHarness harness(SmallPlatform(), seed, firewall, persist);
   for (size_t i = 0; i < words.size(); ++i) {
     const std::string violation = harness.Step(words[i]);
     RC_ASSERT(violation == std::string());
@@ -32,8 +34,8 @@ inline void CheckRandomSequence(FirewallUnderTest firewall) {
 // the first violation (naming seed and step); adds the run's figures to
 // `total`. Call under ASSERT_NO_FATAL_FAILURE.
 inline void RunSeededSequence(uint64_t seed, int steps, FirewallUnderTest firewall,
-                              HarnessStats& total) {
-  IsolationHarness harness(SmallPlatform(), seed, firewall);
+                              HarnessStats& total, bool persist = false) {
+  IsolationHarness harness(SmallPlatform(), seed, firewall, persist);
   uint64_t x = seed * 0x9e3779b97f4a7c15ULL;
   for (int i = 0; i < steps; ++i) {
     const std::string violation = harness.Step(NextWord(x));
@@ -41,6 +43,13 @@ inline void RunSeededSequence(uint64_t seed, int steps, FirewallUnderTest firewa
   }
   ASSERT_EQ(harness.TeardownAll(), "") << "seed " << seed;
   total.Add(harness.stats());
+}
+
+// Names a test parameterised by firewall: "tzc400_scarce".
+inline std::string FirewallParamName(const ::testing::TestParamInfo<FirewallUnderTest>& p) {
+  std::string n = FirewallUnderTestName(p.param);
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
 }
 
 }  // namespace rmem::testing

@@ -76,11 +76,9 @@ class StateMachine : public BrokerTest {
       case Op::kFree:
         return broker_->Free(kDecrypt, s.buffer);
       case Op::kOwnerGone:
-        broker_->TeardownVm(kDecrypt);
-        return absl::OkStatus();
+        return broker_->TeardownVm(kDecrypt);
       case Op::kReceiverGone:
-        broker_->TeardownVm(kDisplay);
-        return absl::OkStatus();
+        return broker_->TeardownVm(kDisplay);
     }
     return absl::InternalError("unreachable");
   }

@@ -255,7 +255,7 @@ class ServiceTest : public ::testing::Test {
     firewalls_ = firewalls->get();
     loop_ = *EventLoop::Create();
     absl::StatusOr<std::unique_ptr<Service>> service =
-        Service::Start(*setup, *std::move(memory), *std::move(firewalls), *loop_);
+        Service::Start(*setup, *std::move(memory), *std::move(firewalls), {}, *loop_);
     EXPECT_TRUE(service.ok()) << service.status();
     service_ = *std::move(service);
     thread_ = std::thread([this] { EXPECT_TRUE(loop_->Run().ok()); });

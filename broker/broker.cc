@@ -752,6 +752,7 @@ absl::Status Broker::RestoreLedger(const StoredState& state) {
   persisted_buffer_counter_ = state.buffer_ids.next_counter;
   persisted_handle_counter_ = state.handle_ids.next_counter;
 
+  absl::flat_hash_map<BufferId, Handle> recorded_txn;  // as each buffer names it
   for (const StoredBuffer& sb : state.buffers) {
     Buffer b = sb.buffer;
     const std::string name = BufferName(b.id);
@@ -792,6 +793,7 @@ absl::Status Broker::RestoreLedger(const StoredState& state) {
     }
     b.heap = *heap;
     b.carveout = *carveout;
+    if (b.txn) recorded_txn.emplace(b.id, *b.txn);
     b.txn.reset();  // set again by its transaction below
     quotas_.ChargeRestored(b.owner, b.heap, b.size_bytes());
     ledger_.AddBuffer(b);
@@ -800,9 +802,9 @@ absl::Status Broker::RestoreLedger(const StoredState& state) {
   for (const Transaction& t : state.txns) {
     const std::string name = HandleName(t.handle);
     Buffer* b = ledger_.FindBuffer(t.buffer);
-    auto recorded = std::find_if(state.buffers.begin(), state.buffers.end(),
-                                 [&](const StoredBuffer& sb) { return sb.buffer.id == t.buffer; });
-    if (b == nullptr || b->txn.has_value() || recorded->buffer.txn != t.handle) {
+    auto recorded = recorded_txn.find(t.buffer);
+    if (b == nullptr || b->txn.has_value() || recorded == recorded_txn.end() ||
+        recorded->second != t.handle) {
       return refuse(absl::StrCat(name, " is not the open transaction of ", BufferName(t.buffer)));
     }
     const BufferState want = t.kind == TxnKind::kShare  ? BufferState::kShared

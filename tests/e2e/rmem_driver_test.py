@@ -68,6 +68,7 @@ def has(lines, *parts):
 
 
 
+RESTORED = re.compile(r"state: /run/rmemd/state.db: (\d+) buffers")
 FIREWALL_RUN = re.compile(r"(\S+) \[(0x[0-9a-f]+), (0x[0-9a-f]+)\): (.*)$")
 
 
@@ -92,6 +93,8 @@ def driver_checks(result, mode):
     dec, dis, inf = g["decrypt"], g["display"], g["infotainment"]
     exits = dict(v.split() for v in result.values("RMEM-L1-VMM-EXIT") if len(v.split()) == 2)
     rmemd = result.values("RMEM-L1-RMEMD")
+    rmemd2 = result.values("RMEM-L1-RMEMD2")
+    audit = result.values("RMEM-L1-AUDIT")
     ui_heap = [h for h in dis.tool("heap") if "name=secure-ui" in h]
     handle = result.value("RMEM-L1-HANDLE")
     checks = [
@@ -210,6 +213,17 @@ def driver_checks(result, mode):
          has(dec.tool("info"), "broken=1"),
          [f"RMEM-L1-RMEMD-EXIT {result.value('RMEM-L1-RMEMD-EXIT')}"] +
          [t for t in dec.tool("touch") if "name=k" in t]),
+        ("rmemd restarted from the killed one's state restores decrypt's buffers, waits "
+         "for its VMM and, as it never comes back, tears decrypt down; exit 0 on SIGTERM",
+         any(RESTORED.search(v) and int(RESTORED.search(v).group(1)) >= 1 for v in rmemd2) and
+         has(rmemd2, "waiting up to 2s for the VMMs of vm 1") and
+         has(rmemd2, "vm 1: its VMM did not come back after the restart: torn down") and
+         result.value("RMEM-L1-RMEMD2-EXIT") == "0",
+         [f"RMEM-L1-RMEMD2 {v}" for v in rmemd2 if "state" in v or "vm 1" in v] +
+         [f"RMEM-L1-RMEMD2-EXIT {result.value('RMEM-L1-RMEMD2-EXIT')}"]),
+        ("rmemctl audit in L1 shows decrypt's teardown, recorded by the restarted rmemd",
+         has(audit, "teardown", "revoke"),
+         [f"RMEM-L1-AUDIT {v}" for v in audit]),
     ]
     # The bus firewalls (register-level models in rmemd; the SoC has none).
     ui_state, video_state = firewall_state(rmemd, 1), firewall_state(rmemd, 2)

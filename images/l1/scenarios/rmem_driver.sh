@@ -13,7 +13,11 @@
 #   4. once display has mapped decrypt's last share ("touch f"), L1 kills
 #      display's rmem-vmm: a borrower dying;
 #   5. once decrypt asks (RMEM-L2-RMEM-KILL-BACKEND), L1 kills rmemd
-#      (SIGKILL): the device breaks under decrypt.
+#      (SIGKILL): the device breaks under decrypt;
+#   6. rmemd starts again from the state the killed one recorded
+#      (/run/rmemd/state.db): decrypt's buffers are restored, and since its
+#      VMM has powered off and does not come back within the grace (2 s),
+#      decrypt is torn down; rmemctl audit shows the record; SIGTERM.
 # Markers (each guest's console lines are prefixed with its name, e.g.
 # "decrypt: RMEM-L2-TOOL ..."):
 #   RMEM-L1-RMEMD-UP yes|no
@@ -23,6 +27,9 @@
 #   RMEM-L1-VMM-EXIT <guest> <rc>      0: powered off; 137: killed
 #   RMEM-L1-RMEMD-EXIT <rc>            137: killed as planned
 #   RMEM-L1-RMEMD <line>               rmemd's output
+#   RMEM-L1-RMEMD2-EXIT <rc>           the restarted rmemd (0: SIGTERM)
+#   RMEM-L1-RMEMD2 <line>              its output
+#   RMEM-L1-AUDIT <line>               the end of `rmemctl audit`
 #   RMEM-L1-DMESG-WARNINGS <n>         kernel warnings in L1 (KVM, modules)
 KERNEL=/guest/Image
 INITRD=/guest/l2.cpio
@@ -147,5 +154,16 @@ finish decrypt 0
 wait $rmemd
 echo "RMEM-L1-RMEMD-EXIT $?"
 sed 's/^/RMEM-L1-RMEMD /' /tmp/rmemd.log
+
+rmemd --fdt /sys/firmware/fdt --config /tmp/rmemd.toml --reconnect-grace 2 \
+  >/tmp/rmemd2.log 2>&1 &
+rmemd=$!
+wait_for 60 grep -q -e "did not come back after the restart" -e "refusing" /tmp/rmemd2.log ||
+  echo "l1: the restarted rmemd tore nothing down"
+rmemctl audit | tail -n 8 | sed 's/^/RMEM-L1-AUDIT /'
+kill -TERM $rmemd
+wait $rmemd
+echo "RMEM-L1-RMEMD2-EXIT $?"
+sed 's/^/RMEM-L1-RMEMD2 /' /tmp/rmemd2.log
 echo "RMEM-L1-DMESG-WARNINGS $(dmesg | grep -c -E 'WARNING:|BUG:|Oops|Call trace:')"
 exit $status

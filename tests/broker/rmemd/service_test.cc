@@ -4,291 +4,82 @@
 // vhost-user socket per guest, and per guest rmem-vmm's own VhostUserFrontend
 // and ShmWindows (which mmap every SHMEM_MAP piece from the fd rmemd sends).
 // A FakeDriver per queue plays the guest driver: requests are bytes built
-// from the uapi header, in guest memory, on a split virtqueue.
+// from the uapi header, in guest memory, on a split virtqueue
+// (service_guest.h holds the service and the guests).
 //
 // What it shows: a buffer written by decrypt is read by display through its
 // own mapping, read-only; infotainment cannot retrieve it with the handle;
 // a lent buffer leaves the owner's region and comes back on reclaim; a VMM
 // that hangs up loses its buffers, its borrowers are told (REVOKED) and
 // lose their mappings, the pages come back zeroed; malformed requests get
-// a status and the service goes on serving everyone.
+// a status and the service goes on serving everyone; a guest allocating in
+// a loop stops at its quota while the others still allocate; a guest
+// keeping its queue full does not starve the others (what that costs them
+// in time is tests/bench/flood_bench.cc's to show).
 #include "broker/rmemd/service.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <poll.h>
-#include <unistd.h>
 
+#include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <map>
+#include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/str_replace.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
-#include "base/eventfd.h"
-#include "broker/platform/default_platform.h"
 #include "broker/backend/firewall/tzc400_registers.h"
-#include "broker/rmemd/config.h"
-#include "broker/rmemd/platform_firewalls.h"
-#include "broker/rmemd/setup.h"
-#include "firmware_handoff/handoff.h"
-#include "tests/virtio_rmem/fake_driver.h"
+#include "tests/broker/rmemd/service_guest.h"
 #include "virtio_rmem/uapi/virtio_rmem.h"
 #include "virtio_rmem/wire.h"
-#include "vmm/memory/guest_memory.h"
-#include "vmm/memory/shm_window.h"
-#include "vmm/vhost_user/frontend.h"
 
 namespace rmem::rmemd {
 namespace {
 
-using rmem::testing::FakeDriver;
 using ::testing::HasSubstr;
 using virtio_rmem::AppendWire;
 using virtio_rmem::ReadWire;
 
-constexpr absl::Duration kGuard = absl::Seconds(20);  // hang guard only
-constexpr uint64_t Bit(int n) { return uint64_t{1} << n; }
-constexpr uint64_t kDriverFeatures =
-    Bit(32) | Bit(VIRTIO_RMEM_F_LEND_DONATE) | Bit(VIRTIO_RMEM_F_RECLAIM_REVOKE);
-
-// Each guest's memory: rings, one request and one response buffer, and the
-// event buffers.
-constexpr GuestAddr kRamBase(0x40000000);
-constexpr uint64_t kRamSize = 4 << 20;
-constexpr uint16_t kQueueSize = 64;
-constexpr GuestAddr kDesc0(0x40000000), kAvail0(0x40001000), kUsed0(0x40002000);
-constexpr GuestAddr kDesc1(0x40004000), kAvail1(0x40005000), kUsed1(0x40006000);
-constexpr GuestAddr kIn(0x40100000), kOut(0x40200000), kEvents(0x40300000);
-constexpr int kEventBuffers = 16;
-// Where the transport would place the buffers' region in guest space.
-constexpr GuestAddr kRegionBase(0x8000000000);
-
-constexpr uint32_t kHeapVideo = 0;  // the example's first heap: secure-video
-constexpr uint32_t kHeapUi = 1;     // its second: secure-ui
-constexpr VmId kDecrypt(1), kDisplay(2), kInfotainment(3);
-
-template <typename T>
-std::vector<uint8_t> Bytes(const T& value) {
-  std::vector<uint8_t> out;
-  AppendWire(out, value);
-  return out;
-}
-
-uint32_t StatusOf(const std::vector<uint8_t>& response) {
-  if (response.size() < sizeof(virtio_rmem_resp_hdr)) return ~0u;
-  return ReadWire<virtio_rmem_resp_hdr>(response).status;
-}
-
-// The guest-side end of ShmWindows: instead of KVM memslots, a record of
-// what the guest could reach, and with which rights.
-class RecordingGuest : public vmm::GuestMapper {
- public:
-  struct Piece {
-    GuestAddr guest;
-    uint8_t* host;
-    uint64_t len;
-    bool writable;
-  };
-  absl::StatusOr<uint32_t> Install(GuestAddr guest, uint8_t* host, uint64_t len,
-                                   bool writable) override {
-    absl::MutexLock lock(&mu_);
-    pieces_[next_] = {guest, host, len, writable};
-    return next_++;
-  }
-  absl::Status Remove(uint32_t token) override {
-    absl::MutexLock lock(&mu_);
-    pieces_.erase(token);
-    return absl::OkStatus();
-  }
-  // The piece that starts at `offset` of the region, if the guest has one.
-  std::optional<Piece> At(uint64_t offset) const {
-    absl::MutexLock lock(&mu_);
-    for (const auto& [token, p] : pieces_) {
-      if (p.guest.value() == kRegionBase.value() + offset) return p;
-    }
-    return std::nullopt;
-  }
-  size_t count() const {
-    absl::MutexLock lock(&mu_);
-    return pieces_.size();
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::map<uint32_t, Piece> pieces_ ABSL_GUARDED_BY(mu_);
-  uint32_t next_ = 1;
-};
-
-// One guest as its VMM and driver see the device.
-class Guest {
- public:
-  Guest(std::string name, std::string socket)
-      : name_(std::move(name)),
-        socket_(std::move(socket)),
-        ram_(*vmm::GuestMemory::Create(kRamBase, kRamSize)),
-        requests_(ram_.host_base(), kRamBase, kRamSize, kQueueSize, kDesc0, kAvail0, kUsed0),
-        events_(ram_.host_base(), kRamBase, kRamSize, kQueueSize, kDesc1, kAvail1, kUsed1),
-        kick0_(MakeEventFd()),
-        call0_(MakeEventFd()),
-        kick1_(MakeEventFd()),
-        call1_(MakeEventFd()) {}
-  ~Guest() { Hangup(); }
-
-  // Connects, places the region, starts both queues and posts event buffers.
-  void Connect() {
-    windows_ = std::make_unique<vmm::ShmWindows>("virtio-rmem." + name_, &guest_);
-    absl::StatusOr<std::unique_ptr<vmm::VhostUserFrontend>> fe = vmm::VhostUserFrontend::Connect(
-        socket_, VIRTIO_ID_RMEM, ram_, windows_.get(), VIRTIO_RMEM_NUM_VQS);
-    ASSERT_TRUE(fe.ok()) << name_ << ": " << fe.status();
-    frontend_ = *std::move(fe);
-    ASSERT_EQ(frontend_->shm_regions().size(), 1u);
-    region_size_ = frontend_->shm_regions()[0].size;
-    windows_->SetRegions({{VIRTIO_RMEM_SHM_BUFFERS, kRegionBase, region_size_}});
-    frontend_->StartServing();
-    const vmm::VirtqueueSetup queues[2] = {
-        {0, kQueueSize, kDesc0, kAvail0, kUsed0, kick0_.get(), call0_.get()},
-        {1, kQueueSize, kDesc1, kAvail1, kUsed1, kick1_.get(), call1_.get()},
-    };
-    ASSERT_TRUE(frontend_->Start(kDriverFeatures, queues).ok());
-    for (int i = 0; i < kEventBuffers; ++i) PostEventBuffer(i);
-    SignalEventFd(kick1_.get());
-  }
-
-  // The VMM goes away: the socket closes, its own mappings go with it.
-  void Hangup() {
-    frontend_.reset();
-    windows_.reset();
-  }
-
-  // Sends one request and returns the response (as many bytes as the
-  // device wrote), or an empty vector if the device did not answer.
-  std::vector<uint8_t> Request(const std::vector<uint8_t>& request, uint32_t capacity = 256) {
-    std::memcpy(At(kIn), request.data(), request.size());
-    std::memset(At(kOut), 0xee, capacity);
-    const uint16_t want = static_cast<uint16_t>(requests_.used_idx() + 1);
-    requests_.Post({{kIn, static_cast<uint32_t>(request.size()), false}, {kOut, capacity, true}});
-    SignalEventFd(kick0_.get());
-    if (!WaitForUsed(requests_, call0_.get(), want, kGuard)) {
-      ADD_FAILURE() << name_ << ": no response within " << kGuard;
-      return {};
-    }
-    const FakeDriver::Used used = requests_.used(static_cast<uint16_t>(want - 1));
-    return std::vector<uint8_t>(At(kOut), At(kOut) + std::min(used.len, capacity));
-  }
-
-  // The next event the device delivered, waiting for it (hang guard only).
-  std::optional<virtio_rmem_event> NextEvent() {
-    const uint16_t want = static_cast<uint16_t>(events_seen_ + 1);
-    if (!WaitForUsed(events_, call1_.get(), want, kGuard)) return std::nullopt;
-    const FakeDriver::Used used = events_.used(events_seen_);
-    events_seen_ = want;
-    EXPECT_EQ(used.len, sizeof(virtio_rmem_event));
-    virtio_rmem_event e;
-    std::memcpy(&e, At(EventBuffer(static_cast<int>(used.id))), sizeof(e));
-    PostEventBuffer(static_cast<int>(used.id));  // give it back
-    SignalEventFd(kick1_.get());
-    return e;
-  }
-  // Whether an event is waiting (without waiting for one).
-  bool EventPending() const { return events_.used_idx() != events_seen_; }
-
-  const RecordingGuest& reach() const { return guest_; }
-  uint64_t region_size() const { return region_size_; }
-
- private:
-  uint8_t* At(GuestAddr a) { return ram_.host_base() + (a.value() - kRamBase.value()); }
-  static GuestAddr EventBuffer(int i) { return GuestAddr(kEvents.value() + 64u * i); }
-  void PostEventBuffer(int i) {
-    // One descriptor per buffer: descriptor i is buffer i.
-    events_.SetDesc(static_cast<uint16_t>(i), EventBuffer(i).value(), 64, FakeDriver::kWrite, 0);
-    events_.MakeAvailable(static_cast<uint16_t>(i));
-  }
-  std::string name_, socket_;
-  vmm::GuestMemory ram_;
-  RecordingGuest guest_;
-  std::unique_ptr<vmm::ShmWindows> windows_;
-  std::unique_ptr<vmm::VhostUserFrontend> frontend_;
-  FakeDriver requests_, events_;
-  Fd kick0_, call0_, kick1_, call1_;
-  uint16_t events_seen_ = 0;
-  uint64_t region_size_ = 0;
-};
-
-std::string ReadFile(const char* path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 class ServiceTest : public ::testing::Test {
  protected:
-  ServiceTest() {
-    char dir[] = "/tmp/rmemd-service-XXXXXX";
-    dir_ = mkdtemp(dir);
-    // The documented example, with its sockets moved to a scratch directory.
-    const char* example = std::getenv("RMEMD_EXAMPLE_CONFIG");
-    EXPECT_NE(example, nullptr) << "RMEMD_EXAMPLE_CONFIG is set by meson";
-    const std::string text =
-        absl::StrReplaceAll(ReadFile(example ? example : "/nonexistent"), {{"/run/rmemd", dir_}});
-    absl::StatusOr<RmemdConfig> config = ParseConfig(text, "rmemd.example.toml");
-    EXPECT_TRUE(config.ok()) << config.status();
-    firmware_handoff::PlatformResult platform =
-        firmware_handoff::ReadPlatformFromFdt(platform::DefaultPlatformDtb());
-    absl::StatusOr<BrokerSetup> setup =
-        MakeBrokerSetup(std::get<firmware_handoff::Platform>(platform), *config);
-    EXPECT_TRUE(setup.ok()) << setup.status();
-    absl::StatusOr<std::unique_ptr<CarveoutMemory>> memory =
-        MakeMemfdCarveoutMemory(setup->carveouts);
-    EXPECT_TRUE(memory.ok()) << memory.status();
-    absl::StatusOr<std::unique_ptr<PlatformFirewalls>> firewalls =
-        PlatformFirewalls::Create(std::get<firmware_handoff::Platform>(platform), *setup);
-    EXPECT_TRUE(firewalls.ok()) << firewalls.status();
-    firewalls_ = firewalls->get();
-    loop_ = *EventLoop::Create();
-    absl::StatusOr<std::unique_ptr<Service>> service =
-        Service::Start(*setup, *std::move(memory), *std::move(firewalls), {}, *loop_);
-    EXPECT_TRUE(service.ok()) << service.status();
-    service_ = *std::move(service);
-    thread_ = std::thread([this] { EXPECT_TRUE(loop_->Run().ok()); });
-    decrypt_ = std::make_unique<Guest>("decrypt", dir_ + "/decrypt.sock");
-    display_ = std::make_unique<Guest>("display", dir_ + "/display.sock");
-    info_ = std::make_unique<Guest>("infotainment", dir_ + "/infotainment.sock");
-  }
   ~ServiceTest() override {
     decrypt_.reset();
     display_.reset();
     info_.reset();
-    StopService();
-    std::system(("rm -rf " + dir_).c_str());
-  }
-  // What rmemd does on SIGTERM: the loop stops, the service goes.
-  void StopService() {
-    if (service_ == nullptr) return;
-    loop_->Stop();
-    thread_.join();
-    service_.reset();
+    rmemd_.reset();
   }
   void SetUp() override {
+    // The documented example, with its sockets moved to a scratch directory.
+    const char* example = std::getenv("RMEMD_EXAMPLE_CONFIG");
+    ASSERT_NE(example, nullptr) << "RMEMD_EXAMPLE_CONFIG is set by meson";
+    absl::StatusOr<std::unique_ptr<InProcessService>> rmemd = InProcessService::Start(example);
+    ASSERT_TRUE(rmemd.ok()) << rmemd.status();
+    rmemd_ = *std::move(rmemd);
+    decrypt_ = std::make_unique<Guest>("decrypt", rmemd_->socket("decrypt"));
+    display_ = std::make_unique<Guest>("display", rmemd_->socket("display"));
+    info_ = std::make_unique<Guest>("infotainment", rmemd_->socket("infotainment"));
     for (Guest* g : {decrypt_.get(), display_.get(), info_.get()}) {
-      ASSERT_NO_FATAL_FAILURE(g->Connect());
+      const absl::Status connected = g->Connect();
+      ASSERT_TRUE(connected.ok()) << connected;
     }
   }
+  // What rmemd does on SIGTERM: the loop stops, the service goes.
+  void StopService() { rmemd_->Stop(); }
 
-  static virtio_rmem_resp_alloc Alloc(Guest& g, uint64_t size, uint32_t heap = kHeapVideo) {
+  // ALLOC; returns the response.
+  static std::vector<uint8_t> TryAlloc(Guest& g, uint64_t size, uint32_t heap) {
     virtio_rmem_req_alloc r{};
     r.hdr.type = VIRTIO_RMEM_REQ_ALLOC;
     r.heap = heap;
     r.size = size;
-    const std::vector<uint8_t> response = g.Request(Bytes(r));
+    return g.Request(Bytes(r));
+  }
+  // ALLOC, which must succeed.
+  static virtio_rmem_resp_alloc Alloc(Guest& g, uint64_t size, uint32_t heap = kHeapVideo) {
+    const std::vector<uint8_t> response = TryAlloc(g, size, heap);
     EXPECT_EQ(StatusOf(response), VIRTIO_RMEM_S_OK);
     EXPECT_EQ(response.size(), sizeof(virtio_rmem_resp_alloc));
     if (response.size() != sizeof(virtio_rmem_resp_alloc)) return {};
@@ -332,6 +123,16 @@ class ServiceTest : public ::testing::Test {
     if (response.size() != sizeof(virtio_rmem_resp_get_heap)) return 0;
     return ReadWire<virtio_rmem_resp_get_heap>(response).free_bytes;
   }
+  // `vm`'s quota on `heap` as the configuration gives it (0 if none).
+  uint64_t HeapQuota(const std::string& heap, const std::string& vm) const {
+    for (const HeapFileConfig& h : rmemd_->config().heaps) {
+      if (h.name != heap) continue;
+      for (const HeapGuestConfig& g : h.guests) {
+        if (g.vm == vm) return g.quota_bytes;
+      }
+    }
+    return 0;
+  }
   // The next event of `g`, which must be of `type`.
   static virtio_rmem_event Expect(Guest& g, uint32_t type) {
     std::optional<virtio_rmem_event> e = g.NextEvent();
@@ -345,7 +146,7 @@ class ServiceTest : public ::testing::Test {
   // DMA access by the master with NSAID `id`; a refusal is recorded as the
   // hardware records it.
   bool Dma(const char* controller, uint32_t id, uint64_t address, bool write) {
-    FirewallModel* model = firewalls_->model(controller);
+    FirewallModel* model = rmemd_->firewalls().model(controller);
     EXPECT_NE(model, nullptr);
     return model != nullptr && model->Access({.address = address, .write = write, .id = id});
   }
@@ -364,7 +165,7 @@ class ServiceTest : public ::testing::Test {
     return a;
   }
   PageRange PagesOf(uint64_t buffer) {
-    const Buffer* b = service_->broker().ledger().FindBuffer(BufferId(buffer));
+    const Buffer* b = rmemd_->service().broker().ledger().FindBuffer(BufferId(buffer));
     EXPECT_NE(b, nullptr);
     return b != nullptr ? b->pages : PageRange();
   }
@@ -372,11 +173,7 @@ class ServiceTest : public ::testing::Test {
   static constexpr char kBlock[] = "/soc/firewall@2a4b0000";
   static constexpr uint32_t kDecoderId = 4, kDisplayId = 5, kNobodysId = 7;
 
-  std::string dir_;
-  PlatformFirewalls* firewalls_ = nullptr;  // owned by the service
-  std::unique_ptr<EventLoop> loop_;
-  std::unique_ptr<Service> service_;
-  std::thread thread_;
+  std::unique_ptr<InProcessService> rmemd_;
   std::unique_ptr<Guest> decrypt_, display_, info_;
 };
 
@@ -460,7 +257,7 @@ TEST_F(ServiceTest, DeviceInitiatorsFollowTheirVms_DecoderWritesDisplayReadsNobo
   EXPECT_EQ(DmaAccess(kDecoderId, frame), Access::kReadWrite);
   EXPECT_EQ(DmaAccess(kNobodysId, frame), Access::kNone);
   // The refused accesses were recorded as the hardware records them.
-  FirewallModel* tzc = firewalls_->model(kTzc);
+  FirewallModel* tzc = rmemd_->firewalls().model(kTzc);
   ASSERT_NE(tzc, nullptr);
   EXPECT_NE(tzc->Read32(tzc400::kIntStatus) & 1, 0u) << "filter 0 recorded a failure";
 
@@ -535,7 +332,8 @@ TEST_F(ServiceTest, OwnerVmmHangsUp_BorrowerIsRevokedAndThePagesComeBackZeroed) 
             VIRTIO_RMEM_S_NOT_FOUND);
 
   // The VM comes back (a new VMM on the same socket) and gets zeros.
-  ASSERT_NO_FATAL_FAILURE(decrypt_->Connect());
+  const absl::Status reconnected = decrypt_->Connect();
+  ASSERT_TRUE(reconnected.ok()) << reconnected;
   const virtio_rmem_resp_alloc again = Alloc(*decrypt_, 2 << 20);
   std::optional<RecordingGuest::Piece> p = decrypt_->reach().At(again.shm_offset);
   ASSERT_TRUE(p.has_value());
@@ -577,6 +375,107 @@ TEST_F(ServiceTest, MalformedAndForbiddenRequests_GetAStatus_ServiceKeepsServing
   EXPECT_EQ(StatusOf(ByBuffer(*decrypt_, VIRTIO_RMEM_REQ_FREE, a.buffer)), VIRTIO_RMEM_S_OK);
   EXPECT_GT(HeapFree(*info_), 0u);
   EXPECT_FALSE(info_->EventPending());
+}
+
+// docs/rmemd.example.toml: infotainment may own 2 MiB of secure-ui (and
+// 4 MiB over all heaps); display shares that heap with 8 MiB of its own.
+TEST_F(ServiceTest, Quota_AGuestAllocatingInALoopIsStoppedAtItsQuota_OthersStillAllocate) {
+  constexpr uint64_t kBuffer = 256 << 10;
+  const uint64_t quota = HeapQuota("secure-ui", "infotainment");
+  ASSERT_EQ(quota, uint64_t{2} << 20) << "docs/rmemd.example.toml: infotainment on secure-ui";
+
+  std::vector<uint64_t> mine;
+  std::vector<uint8_t> refused;
+  // Bounded, so that a quota not enforced fails instead of hanging.
+  for (int i = 0; i < 1000 && refused.empty(); ++i) {
+    const std::vector<uint8_t> r = TryAlloc(*info_, kBuffer, kHeapUi);
+    if (StatusOf(r) == VIRTIO_RMEM_S_OK && r.size() == sizeof(virtio_rmem_resp_alloc)) {
+      mine.push_back(ReadWire<virtio_rmem_resp_alloc>(r).buffer);
+    } else {
+      refused = r;
+    }
+  }
+  EXPECT_EQ(StatusOf(refused), VIRTIO_RMEM_S_NO_SPACE);
+  EXPECT_EQ(mine.size(), quota / kBuffer) << "exactly its quota's worth";
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(StatusOf(TryAlloc(*info_, kBuffer, kHeapUi)), VIRTIO_RMEM_S_NO_SPACE)
+        << "attempt " << i << " after the quota was reached";
+  }
+  EXPECT_EQ(StatusOf(TryAlloc(*info_, 4096, kHeapUi)), VIRTIO_RMEM_S_NO_SPACE) << "not a page";
+
+  // The others still allocate: display on the same heap, decrypt on its own.
+  const virtio_rmem_resp_alloc ui = Alloc(*display_, kBuffer, kHeapUi);
+  EXPECT_TRUE(display_->reach().At(ui.shm_offset).has_value());
+  const virtio_rmem_resp_alloc video = Alloc(*decrypt_, kBuffer, kHeapVideo);
+  EXPECT_TRUE(decrypt_->reach().At(video.shm_offset).has_value());
+
+  // Freeing one buffer makes room for one, and no more.
+  ASSERT_FALSE(mine.empty());
+  ASSERT_EQ(StatusOf(ByBuffer(*info_, VIRTIO_RMEM_REQ_FREE, mine.back())), VIRTIO_RMEM_S_OK);
+  mine.pop_back();
+  EXPECT_EQ(StatusOf(TryAlloc(*info_, kBuffer, kHeapUi)), VIRTIO_RMEM_S_OK);
+  EXPECT_EQ(StatusOf(TryAlloc(*info_, kBuffer, kHeapUi)), VIRTIO_RMEM_S_NO_SPACE);
+}
+
+// The back-end serves at most kMaxChainsPerIteration chains of one ring per
+// loop iteration (virtio_rmem/vhost_user/limits.h), then the other guests'
+// kicks. Here infotainment keeps 512 requests in flight all along while
+// decrypt and display each make 200, one after another: every one is
+// answered. How long they waited is flood_bench's to measure, not a test's.
+TEST_F(ServiceTest, Flood_AGuestKeepingItsQueueFull_DoesNotStarveTheOthers) {
+  constexpr int kEach = 200;
+  constexpr uint64_t kFloodAtLeast = 5000;
+  // Infotainment's VMM comes back with the largest queue the back-end
+  // takes: 1024 entries, 512 requests in flight.
+  info_ = std::make_unique<Guest>("infotainment", rmemd_->socket("infotainment"), 1024);
+  const absl::Status connected = info_->Connect();
+  ASSERT_TRUE(connected.ok()) << connected;
+  Flooder flood(*info_, GetHeapRequest(kHeapUi));
+  ASSERT_TRUE(flood.WaitForAnswered(info_->max_in_flight())) << "the flood is under way";
+  const uint64_t flood_before = flood.answered();
+
+  // Display in a thread of its own, decrypt here: each request waits for
+  // the one before; the first unanswered one (hang guard) ends the run.
+  int display_answered = 0;
+  std::thread display([&] {
+    for (int i = 0; i < kEach; ++i) {
+      const std::vector<uint8_t> r = display_->Request(GetHeapRequest(kHeapUi));
+      if (r.empty()) break;
+      EXPECT_EQ(StatusOf(r), VIRTIO_RMEM_S_OK);
+      ++display_answered;
+    }
+  });
+  int decrypt_answered = 0;
+  for (int i = 0; i < kEach / 2; ++i) {  // ALLOC and FREE: two requests
+    const std::vector<uint8_t> a = TryAlloc(*decrypt_, 64 << 10, kHeapVideo);
+    if (a.empty()) break;
+    ++decrypt_answered;
+    if (StatusOf(a) != VIRTIO_RMEM_S_OK || a.size() != sizeof(virtio_rmem_resp_alloc)) {
+      ADD_FAILURE() << "ALLOC " << i << ": status " << StatusOf(a);  // and display joins
+      break;
+    }
+    const std::vector<uint8_t> f =
+        ByBuffer(*decrypt_, VIRTIO_RMEM_REQ_FREE, ReadWire<virtio_rmem_resp_alloc>(a).buffer);
+    if (f.empty()) break;
+    ++decrypt_answered;
+    EXPECT_EQ(StatusOf(f), VIRTIO_RMEM_S_OK);
+  }
+  display.join();
+  const uint64_t flood_during = flood.answered() - flood_before;
+  EXPECT_EQ(decrypt_answered, kEach);
+  EXPECT_EQ(display_answered, kEach);
+
+  // The flooder is served all along too.
+  EXPECT_TRUE(flood.WaitForAnswered(kFloodAtLeast)) << "answered: " << flood.answered();
+  EXPECT_FALSE(flood.stalled());
+  flood.Stop();
+  std::printf(
+      "[   INFO   ] infotainment's flood: %llu requests answered while decrypt and "
+      "display made their %d\n",
+      static_cast<unsigned long long>(flood_during), 2 * kEach);
+  // What was in flight is answered, and the next request as ever.
+  ASSERT_TRUE(info_->WaitForAnswered(info_->posted()));
+  EXPECT_EQ(StatusOf(info_->Request(GetHeapRequest(kHeapUi))), VIRTIO_RMEM_S_OK);
 }
 
 }  // namespace

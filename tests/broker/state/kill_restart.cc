@@ -274,8 +274,9 @@ std::string CheckRestart(const std::string& path, Expectation& e, const InFlight
   // Conservation.
   std::vector<uint64_t> allocated(platform.carveouts.size(), 0);
   for (const auto& [id, b] : restored.ledger().buffers()) allocated[b.carveout] += b.pages.count().value();
-  for (size_t i = 0; i < restored.pool_stats().size(); ++i) {
-    const PoolStats& pool = restored.pool_stats()[i];
+  const std::vector<PoolStats> pools = restored.pool_stats();
+  for (size_t i = 0; i < pools.size(); ++i) {
+    const PoolStats& pool = pools[i];
     if (pool.stats.free.value() + allocated[i] != pool.stats.total.value()) {
       return absl::StrCat("carve-out ", pool.carveout, ": ", pool.stats.free.value(), " free + ",
                           allocated[i], " allocated != ", pool.stats.total.value(), " pages");

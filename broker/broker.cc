@@ -227,16 +227,29 @@ absl::Status Broker::CatchUpState() {
   return Persist(nothing);
 }
 
+std::vector<const Buffer*> Broker::BuffersById() const {
+  std::vector<const Buffer*> out;
+  out.reserve(ledger_.buffer_count());
+  for (const auto& [id, b] : ledger_.buffers()) out.push_back(&b);
+  std::sort(out.begin(), out.end(), [](const Buffer* a, const Buffer* b) { return a->id < b->id; });
+  return out;
+}
+
+std::vector<const Transaction*> Broker::TxnsByHandle() const {
+  std::vector<const Transaction*> out;
+  out.reserve(ledger_.txn_count());
+  for (const auto& [h, t] : ledger_.txns()) out.push_back(&t);
+  std::sort(out.begin(), out.end(),
+            [](const Transaction* a, const Transaction* b) { return a->handle < b->handle; });
+  return out;
+}
+
 StoredState Broker::Snapshot() const {
   StoredState out;
   out.buffer_ids = StoredIds{buffer_ids_.key(), buffer_ids_.next_counter()};
   out.handle_ids = StoredIds{handles_.key(), handles_.next_counter()};
-  for (const auto& [id, b] : ledger_.buffers()) out.buffers.push_back(Stored(b));
-  std::sort(out.buffers.begin(), out.buffers.end(),
-            [](const StoredBuffer& a, const StoredBuffer& b) { return a.buffer.id < b.buffer.id; });
-  for (const auto& [h, t] : ledger_.txns()) out.txns.push_back(t);
-  std::sort(out.txns.begin(), out.txns.end(),
-            [](const Transaction& a, const Transaction& b) { return a.handle < b.handle; });
+  for (const Buffer* b : BuffersById()) out.buffers.push_back(Stored(*b));
+  for (const Transaction* t : TxnsByHandle()) out.txns.push_back(*t);
   return out;
 }
 
@@ -840,16 +853,16 @@ absl::Status Broker::RestoreLedger(const StoredState& state) {
 absl::Status Broker::RestoreAccess() {
   // Buffers in id order, so that a restart programs the backends the same
   // way every time.
-  const StoredState state = Snapshot();
-  for (const StoredBuffer& sb : state.buffers) {
-    const Buffer& b = *ledger_.FindBuffer(sb.buffer.id);
+  for (const Buffer* owned : BuffersById()) {
+    const Buffer& b = *owned;
     if (b.owner_has_access()) {
       absl::StatusOr<std::optional<GuestAddr>> m =
           GrantAccess(b.owner, b.pages, b.owner_rights, b.mapped_at);
       if (!m.ok()) return Annotate(m.status(), absl::StrCat("restoring ", BufferName(b.id)));
     }
   }
-  for (const Transaction& t : state.txns) {
+  for (const Transaction* txn : TxnsByHandle()) {
+    const Transaction& t = *txn;
     const Buffer& b = *ledger_.FindBuffer(t.buffer);
     for (const Receiver& r : t.receivers) {
       if (r.state != ReceiverState::kRetrieved) continue;
@@ -890,21 +903,13 @@ std::string Broker::DebugDump() const {
   for (size_t i = 0; i < pools_.size(); ++i) {
     absl::StrAppend(&out, "pool ", carveouts_[i].name, " ", pools_[i].DebugString(), "\n");
   }
-  std::vector<const Buffer*> buffers;
-  for (const auto& [id, b] : ledger_.buffers()) buffers.push_back(&b);
-  std::sort(buffers.begin(), buffers.end(),
-            [](const Buffer* a, const Buffer* b) { return a->id < b->id; });
-  for (const Buffer* b : buffers) {
+  for (const Buffer* b : BuffersById()) {
     absl::StrAppend(&out, "buffer ", Hex(b->id.value()), " owner ", b->owner.value(), " heap ",
                     b->heap.value(), " ", b->pages.ToString(), " ", b->owner_rights.ToString(), " ",
                     BufferStateName(b->state), " txn ", b->txn ? Hex(b->txn->value()) : "-", " at ",
                     b->mapped_at ? b->mapped_at->ToString() : "-", "\n");
   }
-  std::vector<const Transaction*> txns;
-  for (const auto& [h, t] : ledger_.txns()) txns.push_back(&t);
-  std::sort(txns.begin(), txns.end(),
-            [](const Transaction* a, const Transaction* b) { return a->handle < b->handle; });
-  for (const Transaction* t : txns) {
+  for (const Transaction* t : TxnsByHandle()) {
     absl::StrAppend(&out, "txn ", Hex(t->handle.value()), " ", TxnKindName(t->kind), " ",
                     Hex(t->buffer.value()));
     for (const Receiver& r : t->receivers) {

@@ -237,6 +237,9 @@ class Broker {
   absl::Status Persist(StateDelta& delta, const IdSequence* buffer_ids = nullptr,
                        const IdSequence* handles = nullptr);
   StoredBuffer Stored(const Buffer& b) const;
+  // The ledger in a canonical order (state dumps, the store, restore).
+  std::vector<const Buffer*> BuffersById() const;
+  std::vector<const Transaction*> TxnsByHandle() const;
   static void Audit(StateDelta& delta, const char* op, AuditAction action, VmId actor, VmId vm,
                     const Buffer& b, Handle handle, Rights rights);
   // Restart: the ledger, pools and quotas from `state` (checked against the

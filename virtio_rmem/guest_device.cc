@@ -42,9 +42,20 @@ void GuestDevice::OnConnect(DeviceHost& host) {
     std::fprintf(stderr, "rmemd: %s: cannot hold the VMM's process (pid %d): %s\n",
                  VmName(vm()).c_str(), pid, std::strerror(errno));
   }
+}
+
+void GuestDevice::OnRingStarted(uint16_t queue) {
+  if (queue != VIRTIO_RMEM_VQ_REQUEST || host_ == nullptr || stage2_.attached(vm())) return;
+  const size_t restored = stage2_.waiting(vm());
   if (absl::Status s = stage2_.Attach(vm(), region_bytes_, this, [this] { SeverVmm(); });
       !s.ok()) {
     std::fprintf(stderr, "rmemd: %s: %s\n", VmName(vm()).c_str(), s.ToString().c_str());
+    return;
+  }
+  if (restored > 0) {
+    std::printf("rmemd: %s: its VMM is back: %zu restored mappings made again\n",
+                VmName(vm()).c_str(), restored);
+    std::fflush(stdout);
   }
 }
 

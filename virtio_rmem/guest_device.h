@@ -5,7 +5,12 @@
 // the back-end's DeviceHost).
 //
 // Connection lifecycle and the broker:
-//   OnConnect     the VM's region is attached to the stage-2 backend;
+//   OnConnect     the VMM's process is noted (a pidfd on it);
+//   OnRingStarted the request queue runs: the VM's region is attached to
+//                 the stage-2 backend, which maps what the VM held before an
+//                 rmemd restart (restored state), before the VMM hears the
+//                 ring is enabled - so a reconnecting VMM resumes its guest
+//                 with every mapping in place;
 //   OnReset       the driver forgot every id and handle: the VM is torn
 //                 down (revoke, scrub, reclaim), the connection lives on;
 //   OnDisconnect  the VMM is gone or cut off. If it still had buffers
@@ -47,6 +52,7 @@ class GuestDevice : public VirtioDevice, public ShmRegionMapper {
   std::vector<uint64_t> shmem_region_sizes() const override { return {region_bytes_}; }
   std::vector<uint8_t> ReadConfig() const override { return rmem_.Config(); }
   void OnConnect(DeviceHost& host) override;
+  void OnRingStarted(uint16_t queue) override;
   uint32_t OnChain(uint16_t queue, const DescriptorChain& chain) override;
   void OnBuffersAvailable(uint16_t queue) override;
   void OnReset() override;

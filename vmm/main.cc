@@ -21,11 +21,13 @@ void PrintStats(const rmem::vmm::Vm& vm, absl::Duration setup, absl::Duration ru
   }
   std::fprintf(stderr,
                "rmem-vmm: stats: set-up %.3f s, run %.3f s, %llu exits to the VMM "
-               "(MMIO%s, unclaimed %llu, undecoded %llu, isolation violations %llu)\n",
+               "(MMIO%s, unclaimed %llu, undecoded %llu, waited for a back-end %llu, "
+               "isolation violations %llu)\n",
                absl::ToDoubleSeconds(setup), absl::ToDoubleSeconds(run),
                static_cast<unsigned long long>(s.exits), by_device.c_str(),
                static_cast<unsigned long long>(s.unclaimed),
                static_cast<unsigned long long>(s.undecoded),
+               static_cast<unsigned long long>(s.shm_waits),
                static_cast<unsigned long long>(vm.violations().count()));
 }
 

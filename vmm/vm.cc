@@ -135,6 +135,29 @@ std::optional<std::string> Vm::ClassifyViolation(GuestAddr addr, bool is_write) 
   return std::nullopt;
 }
 
+void Vm::AwaitShm(int index, GuestAddr addr) {
+  for (const std::unique_ptr<ShmWindows>& w : shm_windows_) {
+    bool said = false;
+    while (!stopping_.load(std::memory_order_acquire) &&
+           w->AwaitSettled(addr, absl::Milliseconds(100))) {
+      if (!said && shm_waits_.fetch_add(1) < kUnclaimedLogLimit) {
+        std::fprintf(stderr,
+                     "rmem-vmm: vCPU %d: access at %s waits for its device's back-end to come "
+                     "back\n",
+                     index, addr.ToString().c_str());
+      }
+      said = true;
+    }
+  }
+}
+
+bool Vm::ShmAccess(GuestAddr addr, std::span<uint8_t> data, bool is_write) {
+  for (const std::unique_ptr<ShmWindows>& w : shm_windows_) {
+    if (w->Access(addr, data, is_write)) return true;
+  }
+  return false;
+}
+
 bool Vm::OnViolation(int index, KvmVcpu& vcpu, const std::string& what) {
   if (violation_policy_ == ViolationPolicy::kAbort && abort_injector_ != nullptr) {
     // The access is not performed: a write to a read-only piece never
@@ -194,6 +217,10 @@ void Vm::VcpuLoop(int index) {
                 ? bus_.Write(addr, std::span<const uint8_t>(run->mmio.data, len))
                 : bus_.Read(addr, std::span<uint8_t>(run->mmio.data, len));
         if (!claimed) {
+          // A piece that is mapped (again, after a reconnect, or just now)
+          // with this right: the access is the guest's due, not a violation.
+          AwaitShm(index, addr);
+          if (ShmAccess(addr, std::span<uint8_t>(run->mmio.data, len), run->mmio.is_write)) break;
           if (std::optional<std::string> violation = ClassifyViolation(addr, run->mmio.is_write)) {
             if (!OnViolation(index, vcpu, *violation)) return;
             break;
@@ -214,6 +241,9 @@ void Vm::VcpuLoop(int index) {
         // isolation violation like any other.
         const GuestAddr addr(run->arm_nisv.fault_ipa);
         const bool is_write = (run->arm_nisv.esr_iss & kEsrWriteNotRead) != 0;
+        AwaitShm(index, addr);
+        // Mapped with this right now: run the instruction again.
+        if (ShmAccess(addr, {}, is_write)) break;
         if (std::optional<std::string> violation = ClassifyViolation(addr, is_write)) {
           if (!OnViolation(index, vcpu, *violation)) return;
         } else if (!OnUndecodedAccess(index, vcpu, addr, is_write)) {
@@ -258,7 +288,8 @@ void Vm::VcpuLoop(int index) {
 
 Vm::Stats Vm::stats() const {
   return Stats{.exits = exits_.load(), .unclaimed = unclaimed_mmio_.load(),
-               .undecoded = undecoded_.load(), .mmio_by_device = bus_.AccessCounts()};
+               .undecoded = undecoded_.load(), .shm_waits = shm_waits_.load(),
+               .mmio_by_device = bus_.AccessCounts()};
 }
 
 absl::StatusOr<VmExit> Vm::Run(absl::Duration timeout) {
@@ -312,6 +343,8 @@ absl::StatusOr<VmExit> Vm::Run(absl::Duration timeout) {
   }
 
   stopping_.store(true, std::memory_order_release);
+  // A vCPU may be waiting in a device call for a back-end to come back.
+  for (const std::unique_ptr<VirtioBackend>& b : backends_) b->Abandon();
   for (size_t i = 0; i < vcpus_.size(); ++i) {
     vcpus_[i].run()->immediate_exit = 1;
     pthread_kill(threads[i].native_handle(), kKickSignal);

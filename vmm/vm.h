@@ -99,6 +99,7 @@ class Vm {
     uint64_t exits = 0;      // KVM_RUN returns to rmem-vmm, all reasons
     uint64_t unclaimed = 0;  // MMIO no device claimed
     uint64_t undecoded = 0;  // accesses outside RAM KVM could not decode, not violations
+    uint64_t shm_waits = 0;  // shared memory accesses that waited for a back-end to reconnect
     std::vector<std::pair<std::string, uint64_t>> mmio_by_device;
   };
   Stats stats() const;
@@ -108,6 +109,12 @@ class Vm {
  private:
   void VcpuLoop(int index);
   std::optional<std::string> ClassifyViolation(GuestAddr addr, bool is_write) const;
+  // While `addr` is in a shared memory region whose back-end is away (the
+  // frontend reconnects), waits for it to come back, or for Run to stop.
+  void AwaitShm(int index, GuestAddr addr);
+  // Performs an access of up to 8 bytes on a piece that maps `addr` with
+  // that right (an empty `data` only checks); false if none does.
+  bool ShmAccess(GuestAddr addr, std::span<uint8_t> data, bool is_write);
   // Records and answers one violation; false if the vCPU must stop (the
   // outcome is then set).
   bool OnViolation(int index, KvmVcpu& vcpu, const std::string& what);
@@ -138,6 +145,7 @@ class Vm {
   std::optional<absl::StatusOr<VmExit>> outcome_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> unclaimed_mmio_{0};
   std::atomic<uint64_t> undecoded_{0};
+  std::atomic<uint64_t> shm_waits_{0};  // accesses that waited for a back-end to come back
   std::atomic<uint64_t> exits_{0};
 
   // Set before Run(), read by the vCPU threads.

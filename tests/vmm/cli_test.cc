@@ -44,6 +44,30 @@ TEST(CliTest, HelpDocumentsViolationsAndTheirExitStatus) {
   EXPECT_NE(usage.find("5 isolation violations"), std::string::npos);
 }
 
+TEST(CliTest, ReconnectTimeout_DefaultsTo30SecondsAndZeroTurnsItOff) {
+  EXPECT_EQ(std::get<VmConfig>(*Parse({"--kernel", "I"})).reconnect_timeout, absl::Seconds(30));
+  auto off = Parse({"--kernel", "I", "--reconnect-timeout", "0"});
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(std::get<VmConfig>(*off).reconnect_timeout, absl::ZeroDuration());
+  auto five = Parse({"--reconnect-timeout=5", "--kernel", "I"});
+  ASSERT_TRUE(five.ok()) << five.status();
+  EXPECT_EQ(std::get<VmConfig>(*five).reconnect_timeout, absl::Seconds(5));
+  auto week = Parse({"--kernel", "I", "--reconnect-timeout", "604800"});
+  ASSERT_TRUE(week.ok()) << week.status();
+  EXPECT_EQ(std::get<VmConfig>(*week).reconnect_timeout, absl::Hours(7 * 24));
+  EXPECT_EQ(std::get<VmConfig>(*five).timeout, std::get<VmConfig>(*Parse({"--kernel", "I"})).timeout)
+      << "not the run timeout";
+}
+
+TEST(CliTest, HelpDocumentsReconnectTimeout) {
+  const std::string usage = Usage();
+  const size_t at = usage.find("--reconnect-timeout SECONDS");
+  ASSERT_NE(at, std::string::npos);
+  const std::string entry = usage.substr(at, usage.find("\n  --", at) - at);
+  EXPECT_NE(entry.find("(default 30)"), std::string::npos) << entry;
+  EXPECT_NE(entry.find("0: do not"), std::string::npos) << entry;
+}
+
 TEST(CliTest, AppendKeepsEqualsSigns) {
   auto r = Parse({"--kernel=I", "--append=console=ttyS0 rmem.l2=boot"});
   ASSERT_TRUE(r.ok()) << r.status();
@@ -92,6 +116,11 @@ TEST(CliTest, ErrorsNameTheOptionAndValue) {
       {{"--kernel", "I", "--cpus", "two"}, "--cpus two: not a whole number"},
       {{"--kernel", "I", "--memory", "16"}, "--memory 16: must be in"},
       {{"--kernel", "I", "--timeout", "-1"}, "--timeout -1: must be in"},
+      {{"--kernel", "I", "--reconnect-timeout", "-1"}, "--reconnect-timeout -1: must be in [0, 604800]"},
+      {{"--kernel", "I", "--reconnect-timeout", "604801"}, "--reconnect-timeout 604801: must be in"},
+      {{"--kernel", "I", "--reconnect-timeout", "soon"}, "--reconnect-timeout soon: not a whole number"},
+      {{"--kernel", "I", "--reconnect-timeout=1.5"}, "--reconnect-timeout 1.5: not a whole number"},
+      {{"--kernel", "I", "--reconnect-timeout"}, "--reconnect-timeout needs a value"},
       {{"--kernel", "I", "--bogus", "1"}, "unknown option --bogus"},
       {{"--kernel", "I", "--on-violation", "ignore"}, "--on-violation ignore: must be abort or stop"},
       {{"--kernel", "I", "--on-violation"}, "--on-violation needs a value"},

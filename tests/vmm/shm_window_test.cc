@@ -4,12 +4,24 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace rmem::vmm {
 namespace {
 
 constexpr uint64_t kBase = 0x8000000000;
+
+// Whether [host, host + len) is mapped in this process.
+bool HostMapped(const uint8_t* host, uint64_t len) {
+  std::vector<unsigned char> pages((len + 4095) / 4096);
+  return mincore(const_cast<uint8_t*>(host), len, pages.data()) == 0;
+}
 
 // Records what would become memslots; can be told to fail.
 class RecordingMapper : public GuestMapper {
@@ -26,11 +38,17 @@ class RecordingMapper : public GuestMapper {
     return next++;
   }
   absl::Status Remove(uint32_t token) override {
-    return slots.erase(token) == 1 ? absl::OkStatus() : absl::NotFoundError("no such slot");
+    auto it = slots.find(token);
+    if (it == slots.end()) return absl::NotFoundError("no such slot");
+    // The guest must lose a piece while the host still maps it.
+    if (!HostMapped(it->second.host, it->second.len)) ++removed_after_unmap;
+    slots.erase(it);
+    return absl::OkStatus();
   }
   std::map<uint32_t, Slot> slots;
   uint32_t next = 1;
   bool fail = false;
+  int removed_after_unmap = 0;
 };
 
 class ShmWindowTest : public ::testing::Test {
@@ -145,6 +163,148 @@ TEST_F(ShmWindowTest, DestructionRemovesGuestMappings) {
     EXPECT_EQ(mapper_.slots.size(), 2u);
   }
   EXPECT_TRUE(mapper_.slots.empty());
+}
+
+// --- a back-end away (Suspend .. Resume) -------------------------------------
+
+constexpr absl::Duration kGuard = absl::Seconds(10);  // hang guard, never a measurement
+
+TEST_F(ShmWindowTest, Suspend_RemovesEveryPieceGuestMappingFirstThenHost) {
+  ShmWindows w("virtio-test", &mapper_);
+  w.SetRegions({{.id = 0, .base = GuestAddr(kBase), .size = 0x100000},
+                {.id = 2, .base = GuestAddr(kBase + 0x100000), .size = 0x10000}});
+  ASSERT_TRUE(w.Map(0, fd_, 0, 0, 0x1000, true).ok());
+  ASSERT_TRUE(w.Map(0, fd_, 0x2000, 0x8000, 0x2000, false).ok());
+  ASSERT_TRUE(w.Map(2, fd_, 0, 0x4000, 0x1000, true).ok());
+  std::vector<RecordingMapper::Slot> before;
+  for (const auto& [token, slot] : mapper_.slots) before.push_back(slot);
+  ASSERT_EQ(before.size(), 3u);
+
+  w.Suspend();
+  EXPECT_TRUE(mapper_.slots.empty()) << "the guest reaches none of them";
+  EXPECT_EQ(mapper_.removed_after_unmap, 0) << "guest mapping removed before the host's";
+  EXPECT_EQ(w.mapped_pieces(), 0u);
+  for (const RecordingMapper::Slot& slot : before) {
+    EXPECT_FALSE(HostMapped(slot.host, slot.len)) << "host mapping of " << std::hex << slot.guest;
+  }
+  // Now unmapped: Classify says so, and Unmap of a piece from before fails.
+  std::optional<std::string> v = w.Classify(GuestAddr(kBase + 0x8000), false);
+  ASSERT_TRUE(v.has_value());
+  EXPECT_NE(v->find("unmapped offset 0x8000"), std::string::npos) << *v;
+  EXPECT_EQ(Code(w.Unmap(0, 0x8000, 0x2000)), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(ShmWindowTest, Suspend_MapsFromTheBackendThatCameBackLandMeanwhile) {
+  ASSERT_TRUE(windows_.Map(0, fd_, 0, 0x10000, 0x1000, true).ok());
+  windows_.Suspend();
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x2000, 0x10000, 0x1000, false).ok())
+      << "the offset is free again";
+  EXPECT_EQ(windows_.mapped_pieces(), 1u);
+  windows_.Resume();
+  EXPECT_EQ(windows_.mapped_pieces(), 1u) << "Resume keeps what was mapped meanwhile";
+  ASSERT_EQ(mapper_.slots.size(), 1u);
+  EXPECT_FALSE(mapper_.slots.begin()->second.writable);
+}
+
+TEST_F(ShmWindowTest, AwaitSettled_InDoubtOnlyInsideTheRegionsUntilResume) {
+  const GuestAddr inside(kBase + 0x10000), outside(kBase + 0x100000);
+  const absl::Duration slice = absl::Milliseconds(1);
+  EXPECT_FALSE(windows_.AwaitSettled(inside, slice)) << "not suspended";
+  windows_.Suspend();
+  EXPECT_TRUE(windows_.AwaitSettled(inside, slice));
+  EXPECT_TRUE(windows_.AwaitSettled(GuestAddr(kBase), slice)) << "the region's first byte";
+  EXPECT_TRUE(windows_.AwaitSettled(GuestAddr(kBase + 0xfffff), slice)) << "its last byte";
+  EXPECT_FALSE(windows_.AwaitSettled(outside, slice)) << "just past the region";
+  EXPECT_FALSE(windows_.AwaitSettled(GuestAddr(kBase - 1), slice)) << "just before it";
+  EXPECT_FALSE(windows_.AwaitSettled(GuestAddr(0x40000000), slice)) << "RAM";
+  // A map meanwhile does not settle the region: the back-end is not done.
+  ASSERT_TRUE(windows_.Map(0, fd_, 0, 0x10000, 0x1000, true).ok());
+  EXPECT_TRUE(windows_.AwaitSettled(inside, slice));
+  windows_.Resume();
+  EXPECT_FALSE(windows_.AwaitSettled(inside, slice));
+  EXPECT_FALSE(windows_.AwaitSettled(GuestAddr(kBase + 0x20000), slice)) << "unmapped, settled";
+}
+
+TEST_F(ShmWindowTest, AwaitSettled_WaiterReturnsWhenResumed) {
+  windows_.Suspend();
+  absl::Notification returned;
+  bool still_in_doubt = true;
+  // A slice longer than the guard: only Resume can end the wait in time.
+  std::thread vcpu([&] {
+    still_in_doubt = windows_.AwaitSettled(GuestAddr(kBase + 0x10000), 2 * kGuard);
+    returned.Notify();
+  });
+  EXPECT_FALSE(returned.WaitForNotificationWithTimeout(absl::Milliseconds(50)))
+      << "it waits while in doubt";
+  windows_.Resume();
+  EXPECT_TRUE(returned.WaitForNotificationWithTimeout(kGuard));
+  vcpu.join();
+  EXPECT_FALSE(still_in_doubt);
+}
+
+TEST_F(ShmWindowTest, Access_ReadsAndWritesThroughTheMappedPiece) {
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x2000, 0x10000, 0x1000, /*writable=*/false).ok());
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x4000, 0x20000, 0x1000, /*writable=*/true).ok());
+  uint8_t word[4] = {};
+  ASSERT_TRUE(windows_.Access(GuestAddr(kBase + 0x10000), word, /*is_write=*/false));
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(word), 4), "rmem") << "the fd's bytes";
+
+  uint8_t store[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_TRUE(windows_.Access(GuestAddr(kBase + 0x20ff8), store, /*is_write=*/true))
+      << "the piece's last 8 bytes";
+  uint8_t file[8] = {};
+  ASSERT_EQ(pread(fd_, file, 8, 0x4ff8), 8);
+  EXPECT_EQ(std::memcmp(file, store, 8), 0) << "the store reached the back-end's memory";
+  uint8_t load[8] = {};
+  ASSERT_TRUE(windows_.Access(GuestAddr(kBase + 0x20ff8), load, false));
+  EXPECT_EQ(std::memcmp(load, store, 8), 0);
+  uint8_t byte[1] = {0xee};
+  ASSERT_TRUE(windows_.Access(GuestAddr(kBase + 0x20003), byte, true));
+  ASSERT_EQ(pread(fd_, file, 1, 0x4003), 1);
+  EXPECT_EQ(file[0], 0xee);
+}
+
+TEST_F(ShmWindowTest, Access_RefusesWhatTheGuestMayNotDo) {
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x2000, 0x10000, 0x1000, /*writable=*/false).ok());
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x4000, 0x11000, 0x1000, /*writable=*/true).ok());
+  uint8_t store[4] = {'x', 'x', 'x', 'x'};
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x10000), store, /*is_write=*/true))
+      << "write to a read-only piece";
+  char file[4];
+  ASSERT_EQ(pread(fd_, file, 4, 0x2000), 4);
+  EXPECT_EQ(std::string(file, 4), "rmem") << "and nothing written";
+  uint8_t buf[9] = {};
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x11000), buf, false)) << "more than 8 bytes";
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x11000), buf, true)) << "more than 8 bytes";
+  uint8_t word[8] = {};
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x30000), word, false)) << "unmapped offset";
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x100000), word, false)) << "outside the region";
+  EXPECT_FALSE(windows_.Access(GuestAddr(0x40000000), word, false)) << "outside every region";
+  // Across the end of the read-only piece into the writable one after it.
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x10ffc), word, false))
+      << "an access crossing two pieces";
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x11ffc), word, false))
+      << "an access running past a piece into a hole";
+}
+
+TEST_F(ShmWindowTest, Access_EmptySpanOnlyChecksTheRight) {
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x2000, 0x10000, 0x1000, /*writable=*/false).ok());
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x4000, 0x20000, 0x1000, /*writable=*/true).ok());
+  EXPECT_TRUE(windows_.Access(GuestAddr(kBase + 0x10010), {}, false));
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x10010), {}, true));
+  EXPECT_TRUE(windows_.Access(GuestAddr(kBase + 0x20010), {}, true));
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x30000), {}, false));
+  EXPECT_FALSE(windows_.Access(GuestAddr(0x40000000), {}, false));
+}
+
+TEST_F(ShmWindowTest, Access_AfterSuspendRefusedUntilMappedAgain) {
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x2000, 0x10000, 0x1000, true).ok());
+  windows_.Suspend();
+  uint8_t word[4] = {};
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x10000), word, false));
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x2000, 0x10000, 0x1000, true).ok());
+  EXPECT_TRUE(windows_.Access(GuestAddr(kBase + 0x10000), word, false));
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(word), 4), "rmem");
 }
 
 }  // namespace

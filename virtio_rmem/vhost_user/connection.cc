@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "broker/check.h"
@@ -168,10 +169,15 @@ absl::StatusOr<Connection::Reply> Connection::Dispatch(FrontendMessage& request)
     case FrontendRequest::kGetFeatures:
       return Body(shape_.features);
     case FrontendRequest::kSetFeatures: {
+      std::vector<bool> was_runnable;
+      for (const Ring& r : rings_) was_runnable.push_back(Runnable(r));
       acked_features_ = request.u64;
       // Rings of a front-end without protocol features are enabled: one that
       // became runnable has work waiting.
-      for (size_t i = 0; i < rings_.size(); ++i) PostContinuation(static_cast<int>(i));
+      for (size_t i = 0; i < rings_.size(); ++i) {
+        NoteStarted(static_cast<int>(i), was_runnable[i]);
+        PostContinuation(static_cast<int>(i));
+      }
       return Reply();
     }
     case FrontendRequest::kSetOwner:
@@ -322,9 +328,11 @@ absl::StatusOr<Connection::Reply> Connection::RingRequest(FrontendMessage& reque
     absl::StatusOr<std::optional<SplitQueue>> q =
         BuildQueue(a.index, r.size, a, base, memory_.get());
     if (!q.ok()) return absl::InvalidArgumentError(absl::StrCat(name, ": ", q.status().message()));
+    const bool was_runnable = Runnable(r);
     r.addr = a;
     r.queue = *std::move(q);
     r.state = next;
+    NoteStarted(a.index, was_runnable);
     PostContinuation(a.index);
     return Reply();
   }
@@ -372,7 +380,9 @@ absl::StatusOr<Connection::Reply> Connection::RingRequest(FrontendMessage& reque
     default:
       break;
   }
+  const bool was_runnable = Runnable(r);
   r.state = next;
+  NoteStarted(static_cast<int>(v.index), was_runnable);
   PostContinuation(static_cast<int>(v.index));
   return reply;
 }
@@ -405,7 +415,9 @@ absl::StatusOr<Connection::Reply> Connection::SetVringFile(FrontendMessage& requ
         return absl::InvalidArgumentError(absl::StrCat(what, ": ", watch.status().message()));
       r.kick = std::move(fd);
       r.kick_watch = *std::move(watch);
+      const bool was_runnable = Runnable(r);
       r.state = next;
+      NoteStarted(f.index, was_runnable);
       // The driver may have posted before the ring started.
       PostContinuation(f.index);
       return Reply();
@@ -436,6 +448,10 @@ bool Connection::Runnable(const Ring& r) const {
   const bool enabled =
       r.state.enabled || (acked_features_ & Bit(vhost_user::kFProtocolFeatures)) == 0;
   return !broken_ && r.state.started && enabled && r.queue.has_value();
+}
+
+void Connection::NoteStarted(int ring, bool was_runnable) {
+  if (!was_runnable && Runnable(rings_[ring])) device_.OnRingStarted(static_cast<uint16_t>(ring));
 }
 
 void Connection::OnKick(int ring) {

@@ -121,6 +121,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                                        uint16_t base,
                                                        const MemoryTable* memory) const;
   bool Runnable(const Ring& ring) const;
+  // Tells the device when `ring` just became runnable (before the reply to
+  // the request that made it so goes out).
+  void NoteStarted(int ring, bool was_runnable);
   void OnKick(int ring);
   void ProcessRing(int ring);
   void PostContinuation(int ring);

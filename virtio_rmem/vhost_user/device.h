@@ -10,7 +10,7 @@
 //      AddGuest(device)
 //            |
 //            v
-//   +--> OnConnect(host) ---> [SET_FEATURES, rings start]
+//   +--> OnConnect(host) ---> [SET_FEATURES, rings start: OnRingStarted(q)]
 //   |        |                    |
 //   |        |   OnChain(q, chain) per request chain, OnBuffersAvailable(q),
 //   |        |   OnReset() when the front-end resets the device;
@@ -132,6 +132,12 @@ class VirtioDevice {
 
   // A front-end connected. `host` stays valid (see DeviceHost).
   virtual void OnConnect(DeviceHost& host) = 0;
+  // `queue` just became runnable (started, and enabled where protocol
+  // features make rings start disabled), before the reply to the request
+  // that made it so: what the device does here, the front-end sees done
+  // when that reply arrives. The back-end request channel is up by then if
+  // the front-end set one. Again after each stop or reset.
+  virtual void OnRingStarted(uint16_t queue) { (void)queue; }
   // A valid chain from kRequest `queue`. Returns the bytes written to the
   // chain's writable part (at most writable_size(); the back-end CHECKs). A
   // request the device cannot honour is answered in the device's own

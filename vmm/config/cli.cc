@@ -96,6 +96,12 @@ std::string Usage() {
       "); for type=fs, tag=TAG (1..", kVirtioFsTagSize,
       " bytes) is the tag the guest\n"
       "                     mounts, served by rmem-vmm (needed with virtiofsd)\n"
+      "  --reconnect-timeout SECONDS\n"
+      "                     when a vhost-user back-end hangs up (rmemd crashed or\n"
+      "                     was restarted), reconnect to it for up to this long;\n"
+      "                     the guest's accesses to its shared memory wait\n"
+      "                     meanwhile. 0: do not; the device then needs a reset\n"
+      "                     (default 30)\n"
       "  --stats            at the end, print set-up and run times and exits to the\n"
       "                     VMM by device on stderr\n"
       "  --on-violation abort|stop\n"
@@ -162,6 +168,10 @@ absl::StatusOr<std::variant<VmConfig, HelpRequested>> ParseCommandLine(
       absl::StatusOr<int64_t> s = Number<int64_t>(option, *value, 1, kMaxTimeoutSeconds);
       if (!s.ok()) return s.status();
       c.timeout = absl::Seconds(*s);
+    } else if (option == "--reconnect-timeout") {
+      absl::StatusOr<int64_t> s = Number<int64_t>(option, *value, 0, kMaxTimeoutSeconds);
+      if (!s.ok()) return s.status();
+      c.reconnect_timeout = absl::Seconds(*s);
     } else if (option == "--on-violation") {
       if (*value == "abort") {
         c.on_violation = ViolationPolicy::kAbort;

@@ -47,6 +47,9 @@ struct VmConfig {
   std::vector<DeviceConfig> devices;
   bool stats = false;       // print set-up/run times and exit counts on stderr at the end
   ViolationPolicy on_violation = ViolationPolicy::kAbort;
+  // How long a vhost-user device waits for its back-end to come back after
+  // it hung up (vhost_user/frontend.h); zero: it does not reconnect.
+  absl::Duration reconnect_timeout = absl::Seconds(30);
 };
 
 }  // namespace rmem::vmm

@@ -2,6 +2,8 @@
 
 #include <sys/mman.h>
 
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "broker/check.h"
 #include "base/sys_error.h"
@@ -11,11 +13,69 @@ namespace rmem::vmm {
 ShmWindows::~ShmWindows() {
   absl::MutexLock lock(&mu_);
   for (auto& [id, region] : state_) {
-    for (auto& [offset, piece] : region.pieces) {
-      RMEM_CHECK_OK(mapper_->Remove(piece.token));
-      munmap(piece.host, piece.len);
-    }
+    for (auto& [offset, piece] : region.pieces) RMEM_CHECK_OK(RemoveLocked(piece));
   }
+}
+
+absl::Status ShmWindows::RemoveLocked(Piece& piece) {
+  if (absl::Status s = mapper_->Remove(piece.token); !s.ok()) return s;
+  munmap(piece.host, piece.len);
+  return absl::OkStatus();
+}
+
+void ShmWindows::Suspend() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, region] : state_) {
+    // A memslot that cannot be removed would leave the guest a page nobody
+    // vouches for any more: nothing sane can continue.
+    for (auto& [offset, piece] : region.pieces) RMEM_CHECK_OK(RemoveLocked(piece));
+    region.pieces.clear();
+  }
+  in_doubt_ = true;
+}
+
+void ShmWindows::Resume() {
+  absl::MutexLock lock(&mu_);
+  in_doubt_ = false;
+}
+
+const ShmPlacement* ShmWindows::ContainingLocked(GuestAddr addr) const {
+  for (const ShmPlacement& p : regions_) {
+    if (addr >= p.base && addr.value() - p.base.value() < p.size) return &p;
+  }
+  return nullptr;
+}
+
+bool ShmWindows::AwaitSettled(GuestAddr addr, absl::Duration slice) const {
+  absl::MutexLock lock(&mu_);
+  if (ContainingLocked(addr) == nullptr) return false;
+  const auto settled = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !in_doubt_; };
+  mu_.AwaitWithTimeout(absl::Condition(&settled), slice);
+  return in_doubt_;
+}
+
+bool ShmWindows::Access(GuestAddr addr, std::span<uint8_t> data, bool is_write) {
+  absl::MutexLock lock(&mu_);
+  const ShmPlacement* p = ContainingLocked(addr);
+  if (p == nullptr || data.size() > 8) return false;
+  const uint64_t offset = addr.value() - p->base.value();
+  auto state = state_.find(p->id);
+  if (state == state_.end()) return false;
+  auto it = state->second.pieces.upper_bound(offset);
+  if (it == state->second.pieces.begin()) return false;
+  --it;
+  const Piece& piece = it->second;
+  const uint64_t at = offset - it->first;
+  if (at >= piece.len || data.size() > piece.len - at || (is_write && !piece.writable)) {
+    return false;
+  }
+  if (data.empty()) return true;  // only the right was asked about
+  if (is_write) {
+    std::memcpy(piece.host + at, data.data(), data.size());
+  } else {
+    std::memcpy(data.data(), piece.host + at, data.size());
+  }
+  return true;
 }
 
 void ShmWindows::SetRegions(std::vector<ShmPlacement> regions) {
@@ -87,8 +147,7 @@ absl::Status ShmWindows::Unmap(uint8_t shmid, uint64_t shm_offset, uint64_t len)
     return Bad(shmid, shm_offset, len, "is not exactly one mapped piece");
   }
   // The guest loses the piece before the host mapping goes away.
-  if (absl::Status s = mapper_->Remove(it->second.token); !s.ok()) return s;
-  munmap(it->second.host, it->second.len);
+  if (absl::Status s = RemoveLocked(it->second); !s.ok()) return s;
   r.pieces.erase(it);
   return absl::OkStatus();
 }

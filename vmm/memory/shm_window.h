@@ -7,6 +7,12 @@
 // reported with their guest physical address (Classify) — docs/vmm.md has
 // the policy and the measurements behind one-memslot-per-piece.
 //
+// While the device's back-end is away (the frontend reconnects: Suspend to
+// Resume) the regions are empty and "in doubt": a guest access to them is
+// no violation yet. The vCPU waits (AwaitSettled) and then performs the
+// access if the back-end that came back mapped the page again (Access), or
+// reports the violation as usual if it did not.
+//
 // Validation, in this order, each a specific error for the backend's reply:
 // unknown shmid; zero length, offsets or length not page aligned; a piece
 // outside the region (overflow-safe); overlap with a mapped piece; for unmap,
@@ -16,12 +22,14 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "broker/types.h"
 #include "vmm/vhost_user/shmem_mapper.h"
 #include "vmm/virtio/virtio_mmio.h"
@@ -52,6 +60,19 @@ class ShmWindows final : public ShmemMapper {
   absl::Status Map(uint8_t shmid, int fd, uint64_t fd_offset, uint64_t shm_offset, uint64_t len,
                    bool writable) override;
   absl::Status Unmap(uint8_t shmid, uint64_t shm_offset, uint64_t len) override;
+  // Removes every piece (guest mapping first) and puts the regions in doubt.
+  void Suspend() override;
+  void Resume() override;
+
+  // If `addr` lies in one of these regions while they are in doubt, waits
+  // until they are settled or `slice` has passed. Returns whether `addr`
+  // is in doubt (still, after the slice): the caller checks whether it
+  // should stop and calls again.
+  bool AwaitSettled(GuestAddr addr, absl::Duration slice) const;
+  // Performs a guest load (into `data`) or store (from it) of up to 8 bytes
+  // at `addr` on the piece that maps it, as the guest would have through
+  // its mapping; false if no piece maps it with that right.
+  bool Access(GuestAddr addr, std::span<uint8_t> data, bool is_write);
 
   // If a guest access that exited to the VMM at `addr` lies in one of these
   // regions, what it violated ("write to read-only piece ..." or "access to
@@ -71,6 +92,10 @@ class ShmWindows final : public ShmemMapper {
     std::map<uint64_t, Piece> pieces;  // by offset in the region
   };
   const ShmPlacement* FindLocked(uint8_t shmid) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // The region `addr` lies in, or null.
+  const ShmPlacement* ContainingLocked(GuestAddr addr) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  // Removes one piece: the guest's mapping, then the host's.
+  absl::Status RemoveLocked(Piece& piece) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status Bad(uint8_t shmid, uint64_t offset, uint64_t len, absl::string_view why) const;
 
   const std::string device_;
@@ -79,6 +104,7 @@ class ShmWindows final : public ShmemMapper {
   mutable absl::Mutex mu_;
   std::vector<ShmPlacement> regions_ ABSL_GUARDED_BY(mu_);
   std::map<uint8_t, Region> state_ ABSL_GUARDED_BY(mu_);
+  bool in_doubt_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace rmem::vmm

@@ -1,5 +1,6 @@
 #include "vmm/vhost_user/frontend.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -34,6 +35,13 @@ constexpr absl::Duration kConnectRetry = absl::Milliseconds(10);
 constexpr int kVirtioFRingPacked = 34;
 
 constexpr uint64_t Bit(int n) { return uint64_t{1} << n; }
+
+// Send and receive time limits on `fd`; zero: none.
+void SetSocketTimeout(int fd, absl::Duration d) {
+  const timeval tv = absl::ToTimeval(d);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
 
 const char* Name(FrontendRequest r) {
   return vhost_user::RequestName(RequestSpace::kFrontend, static_cast<uint32_t>(r));
@@ -80,55 +88,92 @@ absl::StatusOr<std::unique_ptr<VhostUserFrontend>> VhostUserFrontend::Connect(
       socket_path, device_id, ram, mapper, Channel(std::move(sock), peer, RequestSpace::kFrontend)));
   frontend->failure_ = MakeEventFd();
   frontend->stop_ = MakeEventFd();
-  if (!frontend->failure_.valid() || !frontend->stop_.valid()) return ErrnoError("eventfd");
-  if (absl::Status s = frontend->Negotiate(num_queues_hint); !s.ok()) return s;
+  frontend->wake_ = MakeEventFd();
+  frontend->abandon_ = MakeEventFd();
+  if (!frontend->failure_.valid() || !frontend->stop_.valid() || !frontend->wake_.valid() ||
+      !frontend->abandon_.valid()) {
+    return ErrnoError("eventfd");
+  }
+  absl::MutexLock lock(&frontend->mu_);
+  if (absl::Status s = frontend->NegotiateLocked(num_queues_hint, /*again=*/false, nullptr);
+      !s.ok()) {
+    return s;
+  }
   return frontend;
 }
 
 VhostUserFrontend::~VhostUserFrontend() {
   if (service_thread_.joinable()) {
-    SignalEventFd(stop_.get());
+    Abandon();                   // a reconnect under way ends
+    SignalEventFd(stop_.get());  // never drained: ends the service thread
     service_thread_.join();
   }
+  if (reconnect_thread_.joinable()) reconnect_thread_.join();
 }
 
-absl::Status VhostUserFrontend::Negotiate(int num_queues_hint) {
-  absl::MutexLock lock(&mu_);
+void VhostUserFrontend::SetReconnectTimeout(absl::Duration timeout) {
+  RMEM_CHECK(!service_thread_.joinable());
+  reconnect_timeout_ = timeout;
+}
+
+absl::Status VhostUserFrontend::NegotiateLocked(int num_queues_hint, bool again,
+                                                bool* other_device) {
+  reply_ack_ = false;
+  // On a reconnect every answer must be the one the device gave before.
+  auto changed = [&](absl::string_view what, uint64_t before, uint64_t now) {
+    if (other_device != nullptr) *other_device = true;
+    return Poison(absl::FailedPreconditionError(absl::StrCat(
+        channel_.peer(), " came back as another device: its ", what, " changed from 0x",
+        absl::Hex(before), " to 0x", absl::Hex(now))));
+  };
   absl::StatusOr<uint64_t> features = GetU64Locked(FrontendRequest::kGetFeatures);
   if (!features.ok()) return features.status();
-  backend_features_ = *features;
+  if (again && *features != backend_features_) {
+    return changed("features", backend_features_, *features);
+  }
 
-  if (backend_features_ & Bit(vhost_user::kFProtocolFeatures)) {
-    absl::StatusOr<uint64_t> offered = GetU64Locked(FrontendRequest::kGetProtocolFeatures);
-    if (!offered.ok()) return offered.status();
-    offered_protocol_features_ = *offered;
-    const uint64_t wanted = *offered & kSupportedProtocolFeatures;
+  uint64_t offered = 0;
+  uint64_t wanted = 0;
+  if (*features & Bit(vhost_user::kFProtocolFeatures)) {
+    absl::StatusOr<uint64_t> got = GetU64Locked(FrontendRequest::kGetProtocolFeatures);
+    if (!got.ok()) return got.status();
+    offered = *got;
+    wanted = offered & kSupportedProtocolFeatures;
+    if (again && wanted != protocol_features_) {
+      return changed("protocol features", protocol_features_, wanted);
+    }
     // Sent before REPLY_ACK is in force, so without need_reply.
     if (absl::Status s = SetU64Locked(FrontendRequest::kSetProtocolFeatures, wanted); !s.ok()) {
       return s;
     }
-    protocol_features_ = wanted;
+    reply_ack_ = (wanted & Bit(vhost_user::kProtocolReplyAck)) != 0;
   }
+  auto has = [wanted](int bit) { return ((wanted >> bit) & 1) != 0; };
 
-  if (HasProtocolFeature(vhost_user::kProtocolMq)) {
+  int num_queues = num_queues_;
+  if (has(vhost_user::kProtocolMq)) {
     absl::StatusOr<uint64_t> n = GetU64Locked(FrontendRequest::kGetQueueNum);
     if (!n.ok()) return n.status();
     if (*n == 0 || *n > static_cast<uint64_t>(kMaxQueues)) {
       return Poison(absl::InvalidArgumentError(absl::StrCat(
           channel_.peer(), " answered GET_QUEUE_NUM with ", *n, " (want 1 to ", kMaxQueues, ")")));
     }
-    num_queues_ = static_cast<int>(*n);
-  } else {
+    if (again && *n != static_cast<uint64_t>(num_queues_)) {
+      return changed("queue count", static_cast<uint64_t>(num_queues_), *n);
+    }
+    num_queues = static_cast<int>(*n);
+  } else if (!again) {
     if (num_queues_hint < 1 || num_queues_hint > kMaxQueues) {
       return absl::InvalidArgumentError(absl::StrCat(channel_.peer(), ": queue count hint ",
                                                      num_queues_hint, " is not 1 to ", kMaxQueues));
     }
-    num_queues_ = num_queues_hint;
+    num_queues = num_queues_hint;
   }
 
   if (absl::Status s = RequestLocked(FrontendRequest::kSetOwner, {}); !s.ok()) return s;
 
-  if (HasProtocolFeature(vhost_user::kProtocolBackendReq)) {
+  std::unique_ptr<Channel> backend_channel;
+  if (has(vhost_user::kProtocolBackendReq)) {
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
       return ErrnoError(absl::StrCat("creating the back-end request socket for ", channel_.peer()));
@@ -139,12 +184,13 @@ absl::Status VhostUserFrontend::Negotiate(int num_queues_hint) {
     if (absl::Status s = RequestLocked(FrontendRequest::kSetBackendReqFd, {}, {&fd, 1}); !s.ok()) {
       return s;
     }
-    backend_channel_ = std::make_unique<Channel>(
+    backend_channel = std::make_unique<Channel>(
         std::move(ours), absl::StrCat(channel_.peer(), " (back-end requests)"),
         RequestSpace::kBackend);
   }
 
-  if (HasProtocolFeature(vhost_user::kProtocolShmem)) {
+  std::vector<ShmRegionInfo> shm_regions;
+  if (has(vhost_user::kProtocolShmem)) {
     absl::StatusOr<Message> reply =
         CallLocked(FrontendRequest::kGetShmemConfig, {}, sizeof(vhost_user::ShmemConfig));
     if (!reply.ok()) return reply.status();
@@ -164,9 +210,28 @@ absl::Status VhostUserFrontend::Negotiate(int num_queues_hint) {
             absl::StrCat(channel_.peer(), " answered GET_SHMEM_CONFIG with region ", id, " of ",
                          size, " bytes: not a multiple of the page size ", page)));
       }
-      shm_regions_.push_back({static_cast<uint8_t>(id), size});
+      shm_regions.push_back({static_cast<uint8_t>(id), size});
     }
   }
+  if (again) {
+    for (size_t i = 0; i < std::max(shm_regions.size(), shm_regions_.size()); ++i) {
+      const ShmRegionInfo before = i < shm_regions_.size() ? shm_regions_[i] : ShmRegionInfo{};
+      const ShmRegionInfo now = i < shm_regions.size() ? shm_regions[i] : ShmRegionInfo{};
+      if (before.id != now.id || before.size != now.size) {
+        return changed(absl::StrCat("shared memory region ", before.id, " size"), before.size,
+                       now.size);
+      }
+    }
+    // Its requests wait in the socket until the service thread has it.
+    HandOver(std::move(backend_channel), -1);
+    return absl::OkStatus();
+  }
+  backend_features_ = *features;
+  offered_protocol_features_ = offered;
+  protocol_features_ = wanted;
+  num_queues_ = num_queues;
+  shm_regions_ = std::move(shm_regions);
+  backend_channel_ = std::move(backend_channel);
   return absl::OkStatus();
 }
 
@@ -204,7 +269,7 @@ absl::StatusOr<Message> VhostUserFrontend::ReceiveReplyLocked(FrontendRequest re
 absl::Status VhostUserFrontend::RequestLocked(FrontendRequest request,
                                               std::span<const uint8_t> payload,
                                               std::span<const int> fds) {
-  const bool ack = HasProtocolFeature(vhost_user::kProtocolReplyAck);
+  const bool ack = reply_ack_;
   if (absl::Status s = SendLocked(request, ack ? vhost_user::kFlagNeedReply : 0, payload, fds);
       !s.ok()) {
     return s;
@@ -363,25 +428,70 @@ absl::Status VhostUserFrontend::Start(uint64_t driver_features,
   }
   if (absl::Status s = SetU64Locked(FrontendRequest::kSetFeatures, features); !s.ok()) return s;
 
+  if (absl::Status s = SetMemTableLocked(); !s.ok()) return s;
+  started_features_ = driver_features;
+  started_setup_.clear();
+  started_fds_.clear();
+  for (const VirtqueueSetup& q : queues) {
+    if (absl::Status s = StartQueueLocked(q, 0); !s.ok()) return s;
+    // Kept for a reconnect, with fds of our own: the transport's may be
+    // closed while a reconnect is under way at shutdown.
+    VirtqueueSetup kept = q;
+    for (int* fd : {&kept.kick_fd, &kept.call_fd}) {
+      if (*fd < 0) continue;
+      started_fds_.emplace_back(fcntl(*fd, F_DUPFD_CLOEXEC, 0));
+      if (!started_fds_.back().valid()) return ErrnoError("dup of a virtqueue eventfd");
+      *fd = started_fds_.back().get();
+    }
+    started_setup_.push_back(kept);
+  }
+  started_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status VhostUserFrontend::SetMemTableLocked() {
   vhost_user::MemoryTable table;
   table.nregions = 1;
   table.regions[0] = {ram_.base().value(), ram_.size(),
                       reinterpret_cast<uint64_t>(ram_.host_base()), 0};
   const size_t table_size = offsetof(vhost_user::MemoryTable, regions) + sizeof(table.regions[0]);
   const int ram_fd = ram_.fd();
-  if (absl::Status s = RequestLocked(FrontendRequest::kSetMemTable,
-                                     Bytes(table).first(table_size), {&ram_fd, 1});
-      !s.ok()) {
-    return s;
+  return RequestLocked(FrontendRequest::kSetMemTable, Bytes(table).first(table_size),
+                       {&ram_fd, 1});
+}
+
+absl::Status VhostUserFrontend::RestartLocked() {
+  started_queues_.clear();
+  if (!started_) return absl::OkStatus();
+  if ((started_features_ & Bit(kVirtioFRingPacked)) != 0) {
+    return absl::UnimplementedError(absl::StrCat(
+        channel_.peer(), ": packed rings cannot be resumed (their position is not in guest memory)"));
   }
-  for (const VirtqueueSetup& q : queues) {
-    if (absl::Status s = StartQueueLocked(q); !s.ok()) return s;
+  uint64_t features = started_features_;
+  if (backend_features_ & Bit(vhost_user::kFProtocolFeatures)) {
+    features |= Bit(vhost_user::kFProtocolFeatures);
   }
-  started_ = true;
+  if (absl::Status s = SetU64Locked(FrontendRequest::kSetFeatures, features); !s.ok()) return s;
+  if (absl::Status s = SetMemTableLocked(); !s.ok()) return s;
+  for (const VirtqueueSetup& q : started_setup_) {
+    // The used ring's idx (after its flags): every request before it was
+    // answered; the ones after it are served again.
+    absl::StatusOr<std::span<uint8_t>> used = ram_.Slice(q.device, 4);
+    if (!used.ok()) return used.status();  // checked in Start: cannot happen
+    uint16_t used_idx;
+    std::memcpy(&used_idx, used->data() + 2, sizeof(used_idx));
+    if (absl::Status s = StartQueueLocked(q, used_idx); !s.ok()) return s;
+  }
+  // A kick the old back-end took but never acted on, a call it never made:
+  // both are harmless when spurious.
+  for (const VirtqueueSetup& q : started_setup_) {
+    if (q.kick_fd >= 0) SignalEventFd(q.kick_fd);
+    if (q.call_fd >= 0) SignalEventFd(q.call_fd);
+  }
   return absl::OkStatus();
 }
 
-absl::Status VhostUserFrontend::StartQueueLocked(const VirtqueueSetup& q) {
+absl::Status VhostUserFrontend::StartQueueLocked(const VirtqueueSetup& q, uint16_t ring_base) {
   const uint32_t index = static_cast<uint32_t>(q.index);
   auto host = [&](GuestAddr addr) {
     // Checked in Start.
@@ -393,7 +503,7 @@ absl::Status VhostUserFrontend::StartQueueLocked(const VirtqueueSetup& q) {
   if (absl::Status s = RequestLocked(FrontendRequest::kSetVringAddr, Bytes(addr)); !s.ok()) {
     return s;
   }
-  const vhost_user::VringState base{index, 0};
+  const vhost_user::VringState base{index, ring_base};
   if (absl::Status s = RequestLocked(FrontendRequest::kSetVringBase, Bytes(base)); !s.ok()) {
     return s;
   }
@@ -425,6 +535,8 @@ absl::Status VhostUserFrontend::Stop() {
     started_queues_.pop_back();
   }
   started_ = false;
+  started_setup_.clear();
+  started_fds_.clear();
   if (HasProtocolFeature(vhost_user::kProtocolResetDevice)) {
     return RequestLocked(FrontendRequest::kResetDevice, {});
   }
@@ -433,33 +545,168 @@ absl::Status VhostUserFrontend::Stop() {
 
 void VhostUserFrontend::StartServing() {
   RMEM_CHECK(!service_thread_.joinable());
-  service_thread_ = std::thread([this] { Serve(); });
+  int watch_fd;
+  {
+    absl::MutexLock lock(&mu_);
+    watch_fd = channel_.fd();
+  }
+  service_thread_ = std::thread([this, watch_fd] { Serve(watch_fd); });
 }
 
-void VhostUserFrontend::Serve() {
+void VhostUserFrontend::Serve(int watch_fd) {
   // POLLRDHUP alone: the main socket's replies are read by request callers
   // under mu_; this thread only notices the back-end hanging up.
-  pollfd fds[3] = {{stop_.get(), POLLIN, 0},
-                   {channel_.fd(), POLLRDHUP, 0},
-                   {backend_channel_ ? backend_channel_->fd() : -1, POLLIN, 0}};
+  pollfd fds[4] = {{stop_.get(), POLLIN, 0},
+                   {watch_fd, POLLRDHUP, 0},
+                   {backend_channel_ ? backend_channel_->fd() : -1, POLLIN, 0},
+                   {wake_.get(), POLLIN, 0}};
   for (;;) {
-    if (poll(fds, 3, -1) < 0) {
+    if (poll(fds, 4, -1) < 0) {
       RMEM_CHECK(errno == EINTR);
       continue;
     }
     if (fds[0].revents) return;
-    if (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
-      std::fprintf(stderr,
-                   "rmem-vmm: %s disconnected; its device needs a reset (no reconnect yet)\n",
-                   channel_.peer().c_str());
-      SignalEventFd(failure_.get());
-      fds[1].fd = -1;  // said once
-      fds[2].fd = -1;  // the back-end is gone
+    if (fds[3].revents & POLLIN) {
+      uint64_t drained;
+      (void)!read(wake_.get(), &drained, sizeof(drained));
+      absl::MutexLock lock(&handover_mu_);
+      if (handed_channel_) {
+        backend_channel_ = std::move(handed_channel_);
+        fds[2].fd = backend_channel_->fd();
+        fds[2].revents = 0;
+      }
+      if (handed_watch_fd_ >= 0) {
+        fds[1].fd = handed_watch_fd_;  // level-triggered: a hang-up meanwhile shows at once
+        fds[1].revents = 0;
+        handed_watch_fd_ = -1;
+      }
     }
     if ((fds[2].revents & (POLLIN | POLLHUP | POLLERR)) && !ServeOneBackendRequest()) {
       fds[2].fd = -1;
     }
+    if (fds[1].fd >= 0 && (fds[1].revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+      fds[1].fd = -1;  // said once per connection
+      fds[2].fd = -1;  // the back-end is gone
+      backend_channel_.reset();
+      OnHangUp();
+    }
   }
+}
+
+void VhostUserFrontend::OnHangUp() {
+  if (reconnect_timeout_ <= absl::ZeroDuration() || !Pause(absl::ZeroDuration())) {
+    std::fprintf(stderr,
+                 "rmem-vmm: vhost-user backend %s disconnected; its device needs a reset%s\n",
+                 path_.c_str(),
+                 reconnect_timeout_ <= absl::ZeroDuration() ? " (reconnect is off)" : "");
+    SignalEventFd(failure_.get());
+    return;
+  }
+  std::fprintf(stderr,
+               "rmem-vmm: vhost-user backend %s disconnected; reconnecting for up to %s\n",
+               path_.c_str(), absl::FormatDuration(reconnect_timeout_).c_str());
+  // Nothing the gone back-end granted stays reachable until the one that
+  // comes back says so again.
+  if (mapper_ != nullptr) mapper_->Suspend();
+  // The last reconnect has ended: the service thread watches a connection
+  // only once it is complete, and this is the one that hung up.
+  if (reconnect_thread_.joinable()) reconnect_thread_.join();
+  reconnect_thread_ = std::thread([this] { Reconnect(); });
+}
+
+bool VhostUserFrontend::Pause(absl::Duration d) const {
+  pollfd p[2] = {{stop_.get(), POLLIN, 0}, {abandon_.get(), POLLIN, 0}};
+  return poll(p, 2, static_cast<int>(absl::ToInt64Milliseconds(d))) == 0;
+}
+
+void VhostUserFrontend::Abandon() {
+  SignalEventFd(abandon_.get());
+  absl::MutexLock lock(&reconnect_fd_mu_);
+  if (reconnect_fd_ >= 0) shutdown(reconnect_fd_, SHUT_RDWR);  // ends a wait for a reply
+}
+
+void VhostUserFrontend::HandOver(std::unique_ptr<Channel> backend_channel, int watch_fd) {
+  {
+    absl::MutexLock lock(&handover_mu_);
+    if (backend_channel) handed_channel_ = std::move(backend_channel);
+    if (watch_fd >= 0) handed_watch_fd_ = watch_fd;
+  }
+  SignalEventFd(wake_.get());
+}
+
+void VhostUserFrontend::Reconnect() {
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + reconnect_timeout_;
+  absl::Duration backoff = absl::Milliseconds(10);
+  const std::string peer = absl::StrCat("vhost-user backend ", path_);
+  absl::Status last = absl::UnavailableError("not tried");
+  int attempts = 0;
+  bool stopping = false;
+  absl::MutexLock lock(&mu_);  // device calls wait until the device is back
+  for (;;) {
+    if (!Pause(absl::ZeroDuration())) {
+      stopping = true;  // the VM stops, or the frontend is being destroyed
+      break;
+    }
+    ++attempts;
+    Fd sock = ConnectOnce(path_);
+    bool other_device = false;
+    if (!sock.valid()) {
+      last = ErrnoError(absl::StrCat("connecting to ", peer), errno);
+    } else {
+      // A back-end that accepts and then says nothing must not hold the
+      // reconnect past its deadline (nor Abandon and the destructor, which
+      // shut the socket down).
+      SetSocketTimeout(sock.get(), std::max(deadline - absl::Now(), absl::Milliseconds(1)));
+      {
+        absl::MutexLock fd_lock(&reconnect_fd_mu_);
+        reconnect_fd_ = sock.get();
+      }
+      channel_ = Channel(std::move(sock), peer, RequestSpace::kFrontend);
+      broken_.reset();
+      last = NegotiateLocked(num_queues_, /*again=*/true, &other_device);
+      if (last.ok()) last = RestartLocked();
+      {
+        absl::MutexLock fd_lock(&reconnect_fd_mu_);
+        reconnect_fd_ = -1;
+      }
+      if (last.ok()) {
+        SetSocketTimeout(channel_.fd(), absl::ZeroDuration());  // none from now on
+        break;
+      }
+      if (other_device) break;
+    }
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) break;
+    if (!Pause(std::min(backoff, left))) {
+      stopping = true;
+      break;
+    }
+    backoff = std::min(backoff * 2, absl::Seconds(1));
+  }
+  if (!last.ok() || stopping) {
+    const absl::Status why = absl::UnavailableError(
+        stopping ? absl::StrCat(peer, " disconnected and the VM is stopping")
+                 : absl::StrCat(peer, " disconnected and did not come back as the same device "
+                                      "within ",
+                                absl::FormatDuration(reconnect_timeout_), " (", attempts,
+                                " attempts; last: ", last.message(), ")"));
+    broken_ = why;
+    if (!stopping) {
+      std::fprintf(stderr, "rmem-vmm: %s; its device needs a reset\n",
+                   std::string(why.message()).c_str());
+    }
+    if (mapper_ != nullptr) mapper_->Resume();  // empty: accesses that waited now fault
+    SignalEventFd(failure_.get());
+    return;
+  }
+  if (mapper_ != nullptr) mapper_->Resume();
+  reconnects_.fetch_add(1);
+  std::fprintf(stderr, "rmem-vmm: %s: reconnected after %s (%d attempts, %zu rings resumed)\n",
+               peer.c_str(),
+               absl::FormatDuration(absl::Trunc(absl::Now() - start, absl::Milliseconds(1))).c_str(),
+               attempts, started_queues_.size());
+  HandOver(nullptr, channel_.fd());
 }
 
 bool VhostUserFrontend::ServeOneBackendRequest() {

@@ -1,10 +1,12 @@
 // The VMM side of a vhost-user device: a VirtioBackend whose device is a
 // back-end process reached over a Unix socket (QEMU docs/interop/vhost-user.rst).
 //
-// Lifecycle (one connection, rings restartable):
+// Lifecycle (rings restartable; with reconnect, connections too):
 //
 //   Connect ──> connected ──Start──> started ──Stop──> connected ──> ...
-//       any state ── backend disconnect / protocol error ──> broken
+//       any state ── protocol error ──> broken
+//       any state ── backend hangs up ──> reconnecting ──> the same state
+//                                              └── timeout / other device ──> broken
 //
 // Connect negotiates: GET_FEATURES; if bit 30 is offered GET_PROTOCOL_FEATURES
 // and SET_PROTOCOL_FEATURES (ours ∩ theirs: MQ, REPLY_ACK, BACKEND_REQ,
@@ -14,9 +16,25 @@
 // sent with need_reply and its ack checked.
 //
 // Broken is sticky (like libvhost-user's dev->broken): once the back-end
-// disconnected or sent something we cannot parse, every call returns the
-// first error. A disconnect is Unavailable
+// sent something we cannot parse, or hung up and did not come back, every
+// call returns the first error. A disconnect is Unavailable
 // "vhost-user backend <path> disconnected ...".
+//
+// Reconnect (SetReconnectTimeout before StartServing; docs/vmm.md): when the
+// back-end hangs up (it crashed, or was restarted), the shared memory
+// regions are emptied at once (ShmemMapper::Suspend: nothing the back-end
+// granted outlives it unconfirmed) and a reconnect thread, holding the
+// request mutex (so VirtioBackend calls wait), connects again with backoff
+// (10 ms doubling to 1 s) until the timeout (a back-end that accepts but
+// does not answer counts against it too), negotiates again (the features,
+// protocol features, queue count and regions must be the ones it had:
+// another device is refused at once), and if the rings were started
+// restarts each at base = the used index in guest memory (requests the old
+// back-end took but never answered are served again; there is no
+// INFLIGHT_FD), with the same kick and call eventfds, then kicks and calls
+// every ring once. The back-end maps what the guest still holds while the
+// rings start (rmemd replays its restored state before acking the request
+// queue's enable); then the regions resume (ShmemMapper::Resume).
 //
 // Threads: VirtioBackend calls may come from any thread (vCPUs); a mutex
 // keeps each request and its reply together. With BACKEND_REQ a second
@@ -24,6 +42,7 @@
 // the destructor shuts its socket down and joins it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -36,6 +55,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "vmm/memory/guest_memory.h"
 #include "vhost_user/channel.h"
 #include "vmm/vhost_user/shmem_mapper.h"
@@ -80,6 +100,17 @@ class VhostUserFrontend : public VirtioBackend {
   void StartServing();
   int failure_fd() const override { return failure_.get(); }
 
+  // Reconnect after a back-end hang-up for up to `timeout` (see above);
+  // zero (the default) turns it off: a hang-up then breaks the device.
+  // Before StartServing.
+  void SetReconnectTimeout(absl::Duration timeout);
+  // Completed reconnects so far.
+  int reconnects() const { return reconnects_.load(); }
+  // Ends a reconnect under way (it fails, as on timeout, even while waiting
+  // for a reply) and prevents later ones (a hang-up then breaks the
+  // device); back-end requests are still served.
+  void Abandon() override;
+
   ~VhostUserFrontend() override;
   VhostUserFrontend(const VhostUserFrontend&) = delete;
   VhostUserFrontend& operator=(const VhostUserFrontend&) = delete;
@@ -116,7 +147,17 @@ class VhostUserFrontend : public VirtioBackend {
       : path_(std::move(path)), device_id_(device_id), ram_(ram), mapper_(mapper),
         channel_(std::move(channel)) {}
 
-  absl::Status Negotiate(int num_queues_hint);
+  // The connection-level handshake (see above). `again` (a reconnect): the
+  // device must be the one negotiated before (else *other_device is set),
+  // and the new back-end request channel goes to the service thread;
+  // otherwise the results are kept.
+  absl::Status NegotiateLocked(int num_queues_hint, bool again, bool* other_device)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a reconnect: what Start did, with each ring's base at its used
+  // index in guest memory; then every ring is kicked and called once.
+  absl::Status RestartLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // SET_MEM_TABLE: guest RAM as one region.
+  absl::Status SetMemTableLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A request without a reply of its own; acked when REPLY_ACK is on.
   absl::Status RequestLocked(vhost_user::FrontendRequest request, std::span<const uint8_t> payload,
                              std::span<const int> fds = {}) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -137,9 +178,19 @@ class VhostUserFrontend : public VirtioBackend {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Remembers the first error that breaks the connection; returns `s`.
   absl::Status Poison(absl::Status s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status StartQueueLocked(const VirtqueueSetup& q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StartQueueLocked(const VirtqueueSetup& q, uint16_t ring_base)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  void Serve();
+  // `watch_fd`: the connected socket, watched for the back-end hanging up.
+  void Serve(int watch_fd);
+  // The service thread saw the back-end hang up.
+  void OnHangUp();
+  // The reconnect thread's body.
+  void Reconnect();
+  // Waits `d` unless the frontend is being destroyed (then false).
+  bool Pause(absl::Duration d) const;
+  // Reconnect thread -> service thread.
+  void HandOver(std::unique_ptr<vhost_user::Channel> backend_channel, int watch_fd);
   // Reads and answers one back-end request; false when that channel is done.
   bool ServeOneBackendRequest();
   // Handles one back-end request; the u64 reply value (0 = success).
@@ -157,11 +208,32 @@ class VhostUserFrontend : public VirtioBackend {
   int num_queues_ = 0;
   std::vector<ShmRegionInfo> shm_regions_;
 
+  absl::Duration reconnect_timeout_ = absl::ZeroDuration();
+
   absl::Mutex mu_;
   vhost_user::Channel channel_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> broken_ ABSL_GUARDED_BY(mu_);
+  bool reply_ack_ ABSL_GUARDED_BY(mu_) = false;  // REPLY_ACK in force on this connection
   std::vector<int> started_queues_ ABSL_GUARDED_BY(mu_);
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // What Start told the back-end, kept for a reconnect (the fds dup'ed).
+  uint64_t started_features_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<VirtqueueSetup> started_setup_ ABSL_GUARDED_BY(mu_);
+  std::vector<Fd> started_fds_ ABSL_GUARDED_BY(mu_);
+  std::atomic<int> reconnects_{0};
+
+  // Handed from the reconnect thread to the service thread (wake_ says so):
+  // the new back-end request channel, and the new socket to watch.
+  absl::Mutex handover_mu_;
+  std::unique_ptr<vhost_user::Channel> handed_channel_ ABSL_GUARDED_BY(handover_mu_);
+  int handed_watch_fd_ ABSL_GUARDED_BY(handover_mu_) = -1;
+  Fd wake_;
+  Fd abandon_;  // eventfd: no more reconnects
+  // The socket a reconnect is negotiating on (-1: none), for Abandon to
+  // shut down.
+  absl::Mutex reconnect_fd_mu_;
+  int reconnect_fd_ ABSL_GUARDED_BY(reconnect_fd_mu_) = -1;
+  std::thread reconnect_thread_;  // started and joined by the service thread
 
   // The back-end request socket (our end) and the thread that serves it; the
   // thread alone reads and writes it.

@@ -17,6 +17,12 @@ class ShmemMapper {
   virtual absl::Status Map(uint8_t shmid, int fd, uint64_t fd_offset, uint64_t shm_offset,
                            uint64_t len, bool writable) = 0;
   virtual absl::Status Unmap(uint8_t shmid, uint64_t shm_offset, uint64_t len) = 0;
+  // The back-end hung up and the frontend reconnects: every piece goes
+  // now, and the regions are "in doubt" until Resume (a guest access to
+  // them meanwhile waits rather than fault: vmm/memory/shm_window.h). Maps
+  // from the back-end that came back arrive in between.
+  virtual void Suspend() {}
+  virtual void Resume() {}
 };
 
 }  // namespace rmem::vmm

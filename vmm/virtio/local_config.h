@@ -36,6 +36,7 @@ class LocalConfigBackend final : public VirtioBackend {
   }
   absl::Status Stop() override { return device_->Stop(); }
   int failure_fd() const override { return device_->failure_fd(); }
+  void Abandon() override { device_->Abandon(); }
 
  private:
   const std::unique_ptr<VirtioBackend> device_;

@@ -50,7 +50,7 @@ absl::StatusOr<std::unique_ptr<VirtioBackend>> ConfigSpaceOwner(
 }  // namespace
 
 absl::Status AttachVhostUserDevice(Vm& vm, const DeviceConfig& device, int index,
-                                   const VirtioPlacement& where) {
+                                   absl::Duration reconnect_timeout, const VirtioPlacement& where) {
   const std::string name = absl::StrCat("virtio-", device.type, ".", index);
   ShmWindows* windows =
       vm.OwnShmWindows(std::make_unique<ShmWindows>(name, vm.slot_mapper()));
@@ -79,6 +79,7 @@ absl::Status AttachVhostUserDevice(Vm& vm, const DeviceConfig& device, int index
     *where.shm_next = GuestAddr(base + size);
   }
   windows->SetRegions(placements);
+  vhost_user->SetReconnectTimeout(reconnect_timeout);
   vhost_user->StartServing();  // maps can land now
 
   KvmVm& kvm = vm.kvm();

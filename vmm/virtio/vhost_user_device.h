@@ -27,7 +27,9 @@ struct VirtioPlacement {
 // (LocalConfigBackend). Errors name the device and socket: the backend is
 // unreachable or broke negotiation, its regions do not fit, or a virtio-fs
 // device has neither a tag= nor a back-end serving its config space.
+// `reconnect_timeout`: how long the device waits for its back-end to come
+// back after a hang-up (zero: it does not; vhost_user/frontend.h).
 absl::Status AttachVhostUserDevice(Vm& vm, const DeviceConfig& device, int index,
-                                   const VirtioPlacement& where);
+                                   absl::Duration reconnect_timeout, const VirtioPlacement& where);
 
 }  // namespace rmem::vmm

@@ -62,6 +62,10 @@ class VirtioBackend {
   // back-end process went away), or -1 if it cannot fail that way. The
   // transport then sets DEVICE_NEEDS_RESET and tells the driver.
   virtual int failure_fd() const { return -1; }
+
+  // The VM is stopping: stop waiting for a back-end that went away (a
+  // vCPU blocked in a call above then gets its error and can stop too).
+  virtual void Abandon() {}
 };
 
 }  // namespace rmem::vmm

@@ -13,17 +13,21 @@
 #   4. once display has mapped decrypt's last share ("touch f"), L1 kills
 #      display's rmem-vmm: a borrower dying;
 #   5. once decrypt asks (RMEM-L2-RMEM-KILL-BACKEND), L1 kills rmemd
-#      (SIGKILL): the device breaks under decrypt;
-#   6. rmemd starts again from the state the killed one recorded
-#      (/run/rmemd/state.db): decrypt's buffers are restored, and since its
-#      VMM has powered off and does not come back within the grace (2 s),
-#      decrypt is torn down; rmemctl audit shows the record; SIGTERM.
+#      (SIGKILL) under decrypt's live mapping; decrypt's rmem-vmm drops its
+#      mappings and tries to reconnect;
+#   6. once decrypt's access to its buffer waits for the device (rmem-vmm:
+#      "waits for its device's back-end"), rmemd starts again from the state
+#      the killed one recorded (/run/rmemd/state.db): decrypt's VMM
+#      reconnects, its mapping is made again, the access completes and
+#      decrypt works on; when it has powered off, rmemctl audit shows the
+#      requests it made after the restart; SIGTERM.
 # Markers (each guest's console lines are prefixed with its name, e.g.
 # "decrypt: RMEM-L2-TOOL ..."):
 #   RMEM-L1-RMEMD-UP yes|no
 #   RMEM-L1-HANDLE <handle>            what infotainment was given
 #   RMEM-L1-KILLED-VMM <guest>         steps 3 and 4 done
-#   RMEM-L1-KILLED-RMEMD               step 4 done
+#   RMEM-L1-KILLED-RMEMD               step 5 done
+#   RMEM-L1-ACCESS-WAITED yes|no       decrypt's access waited for rmemd
 #   RMEM-L1-VMM-EXIT <guest> <rc>      0: powered off; 137: killed
 #   RMEM-L1-RMEMD-EXIT <rc>            137: killed as planned
 #   RMEM-L1-RMEMD <line>               rmemd's output
@@ -146,20 +150,24 @@ kill_vmm_after display w infotainment 1  # display holds infotainment's secure-u
 kill_vmm_after display f display 2       # display holds decrypt's secure-video buffer
 if awaited decrypt 'RMEM-L2-RMEM-KILL-BACKEND'; then
   kill -KILL $rmemd
+  wait $rmemd
+  echo "RMEM-L1-RMEMD-EXIT $?"
   echo "RMEM-L1-KILLED-RMEMD"
+  if wait_for 60 grep -q "waits for its device's back-end" /tmp/decrypt.err; then
+    echo "RMEM-L1-ACCESS-WAITED yes"
+  else
+    echo "RMEM-L1-ACCESS-WAITED no"
+  fi
+  rmemd --fdt /sys/firmware/fdt --config /tmp/rmemd.toml >/tmp/rmemd2.log 2>&1 &
+  rmemd=$!
 else
   kill -KILL "$vmm_decrypt" $rmemd 2>/dev/null
+  wait $rmemd
+  echo "RMEM-L1-RMEMD-EXIT $?"
 fi
 finish decrypt 0
-wait $rmemd
-echo "RMEM-L1-RMEMD-EXIT $?"
 sed 's/^/RMEM-L1-RMEMD /' /tmp/rmemd.log
 
-rmemd --fdt /sys/firmware/fdt --config /tmp/rmemd.toml --reconnect-grace 2 \
-  >/tmp/rmemd2.log 2>&1 &
-rmemd=$!
-wait_for 60 grep -q -e "did not come back after the restart" -e "refusing" /tmp/rmemd2.log ||
-  echo "l1: the restarted rmemd tore nothing down"
 rmemctl audit | tail -n 8 | sed 's/^/RMEM-L1-AUDIT /'
 kill -TERM $rmemd
 wait $rmemd

@@ -221,6 +221,13 @@ class RecordingGuest : public vmm::GuestMapper {
     absl::MutexLock lock(&mu_);
     return pieces_.size();
   }
+  // Every piece the guest can reach, in the order they were installed.
+  std::vector<Piece> All() const {
+    absl::MutexLock lock(&mu_);
+    std::vector<Piece> out;
+    for (const auto& [token, p] : pieces_) out.push_back(p);
+    return out;
+  }
 
  private:
   mutable absl::Mutex mu_;
@@ -272,6 +279,7 @@ class Guest {
     }
     region_size_ = frontend_->shm_regions()[0].size;
     windows_->SetRegions({{VIRTIO_RMEM_SHM_BUFFERS, kRegionBase, region_size_}});
+    frontend_->SetReconnectTimeout(reconnect_timeout_);
     frontend_->StartServing();
     const vmm::VirtqueueSetup queues[2] = {
         {0, request_queue_size_, kDesc0, kAvail0, kUsed0, kick0_.get(), call0_.get()},
@@ -284,6 +292,12 @@ class Guest {
     SignalEventFd(kick1_.get());
     return absl::OkStatus();
   }
+
+  // Before Connect: the front-end reconnects to a back-end that hangs up
+  // for up to `timeout` (rmem-vmm's --reconnect-timeout); default: it does not.
+  void set_reconnect_timeout(absl::Duration timeout) { reconnect_timeout_ = timeout; }
+  // Reconnects completed so far.
+  int reconnects() const { return frontend_ ? frontend_->reconnects() : 0; }
 
   // The VMM goes away: the socket closes, its own mappings go with it.
   void Hangup() {
@@ -303,6 +317,16 @@ class Guest {
       return {};
     }
     const FakeDriver::Used used = requests_.used(static_cast<uint16_t>(want - 1));
+    const uint8_t* out = At(Out(used.id / 2));
+    return std::vector<uint8_t>(out, out + std::min(used.len, capacity));
+  }
+
+  // The response to the last request answered (as many bytes as the device
+  // wrote, at most `capacity`), e.g. to one posted with Post. Valid until
+  // the next request is posted (the slot is reused).
+  std::vector<uint8_t> LastAnswer(uint32_t capacity = kSlotBytes) {
+    RMEM_CHECK(capacity <= kSlotBytes);
+    const FakeDriver::Used used = requests_.used(static_cast<uint16_t>(answered() - 1));
     const uint8_t* out = At(Out(used.id / 2));
     return std::vector<uint8_t>(out, out + std::min(used.len, capacity));
   }
@@ -381,8 +405,55 @@ class Guest {
   Fd kick0_, call0_, kick1_, call1_;
   uint16_t events_seen_ = 0;
   uint64_t region_size_ = 0;
+  absl::Duration reconnect_timeout_ = absl::ZeroDuration();
 };
 
+// Requests as a guest driver sends them, one at a time.
+// ALLOC; returns the response.
+inline std::vector<uint8_t> TryAlloc(Guest& g, uint64_t size, uint32_t heap) {
+  virtio_rmem_req_alloc r{};
+  r.hdr.type = VIRTIO_RMEM_REQ_ALLOC;
+  r.heap = heap;
+  r.size = size;
+  return g.Request(Bytes(r));
+}
+// ALLOC, which must succeed.
+inline virtio_rmem_resp_alloc Alloc(Guest& g, uint64_t size, uint32_t heap = kHeapVideo) {
+  const std::vector<uint8_t> response = TryAlloc(g, size, heap);
+  EXPECT_EQ(StatusOf(response), VIRTIO_RMEM_S_OK);
+  EXPECT_EQ(response.size(), sizeof(virtio_rmem_resp_alloc));
+  if (response.size() != sizeof(virtio_rmem_resp_alloc)) return {};
+  return virtio_rmem::ReadWire<virtio_rmem_resp_alloc>(response);
+}
+// SHARE or LEND to one receiver; returns the response.
+inline std::vector<uint8_t> Offer(Guest& g, uint32_t type, uint64_t buffer, VmId to,
+                                  uint32_t rights) {
+  virtio_rmem_req_share r{};
+  r.hdr.type = type;
+  r.buffer = buffer;
+  r.num_receivers = 1;
+  std::vector<uint8_t> out = Bytes(r);
+  virtio_rmem::AppendWire(out, virtio_rmem_receiver{to.value(), rights});
+  return g.Request(out);
+}
+inline std::vector<uint8_t> ByHandle(Guest& g, uint32_t type, uint64_t handle) {
+  virtio_rmem_req_handle r{};
+  r.hdr.type = type;
+  r.handle = handle;
+  return g.Request(Bytes(r));
+}
+inline std::vector<uint8_t> ByBuffer(Guest& g, uint32_t type, uint64_t buffer) {
+  virtio_rmem_req_free r{};
+  r.hdr.type = type;
+  r.buffer = buffer;
+  return g.Request(Bytes(r));
+}
+inline std::vector<uint8_t> Reclaim(Guest& g, uint64_t buffer) {
+  virtio_rmem_req_reclaim r{};
+  r.hdr.type = VIRTIO_RMEM_REQ_RECLAIM;
+  r.buffer = buffer;
+  return g.Request(Bytes(r));
+}
 // Keeps `guest`'s request queue full of copies of `request` from a thread
 // of its own: posts until max_in_flight() are unanswered, kicks, and
 // re-posts as answers come, until stopped. Nothing else may drive `guest`

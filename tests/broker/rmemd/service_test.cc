@@ -69,51 +69,6 @@ class ServiceTest : public ::testing::Test {
   // What rmemd does on SIGTERM: the loop stops, the service goes.
   void StopService() { rmemd_->Stop(); }
 
-  // ALLOC; returns the response.
-  static std::vector<uint8_t> TryAlloc(Guest& g, uint64_t size, uint32_t heap) {
-    virtio_rmem_req_alloc r{};
-    r.hdr.type = VIRTIO_RMEM_REQ_ALLOC;
-    r.heap = heap;
-    r.size = size;
-    return g.Request(Bytes(r));
-  }
-  // ALLOC, which must succeed.
-  static virtio_rmem_resp_alloc Alloc(Guest& g, uint64_t size, uint32_t heap = kHeapVideo) {
-    const std::vector<uint8_t> response = TryAlloc(g, size, heap);
-    EXPECT_EQ(StatusOf(response), VIRTIO_RMEM_S_OK);
-    EXPECT_EQ(response.size(), sizeof(virtio_rmem_resp_alloc));
-    if (response.size() != sizeof(virtio_rmem_resp_alloc)) return {};
-    return ReadWire<virtio_rmem_resp_alloc>(response);
-  }
-  // SHARE or LEND to one receiver; returns the response.
-  static std::vector<uint8_t> Offer(Guest& g, uint32_t type, uint64_t buffer, VmId to,
-                                    uint32_t rights) {
-    virtio_rmem_req_share r{};
-    r.hdr.type = type;
-    r.buffer = buffer;
-    r.num_receivers = 1;
-    std::vector<uint8_t> out = Bytes(r);
-    AppendWire(out, virtio_rmem_receiver{to.value(), rights});
-    return g.Request(out);
-  }
-  static std::vector<uint8_t> ByHandle(Guest& g, uint32_t type, uint64_t handle) {
-    virtio_rmem_req_handle r{};
-    r.hdr.type = type;
-    r.handle = handle;
-    return g.Request(Bytes(r));
-  }
-  static std::vector<uint8_t> ByBuffer(Guest& g, uint32_t type, uint64_t buffer) {
-    virtio_rmem_req_free r{};
-    r.hdr.type = type;
-    r.buffer = buffer;
-    return g.Request(Bytes(r));
-  }
-  static std::vector<uint8_t> Reclaim(Guest& g, uint64_t buffer) {
-    virtio_rmem_req_reclaim r{};
-    r.hdr.type = VIRTIO_RMEM_REQ_RECLAIM;
-    r.buffer = buffer;
-    return g.Request(Bytes(r));
-  }
   static uint64_t HeapFree(Guest& g, uint32_t heap = kHeapVideo) {
     virtio_rmem_req_get_heap r{};
     r.hdr.type = VIRTIO_RMEM_REQ_GET_HEAP;

@@ -5,6 +5,8 @@
 // overflowing lengths, wrapping and jumping indexes, kicks before rings are
 // set). Every case ends in a clear refusal or a broken connection with a
 // reason; the loop goes on serving the other guest, and nothing crashes.
+// Also, step by step, which request makes a ring runnable and tells the
+// device (OnRingStarted), before that request's reply.
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
@@ -643,6 +645,186 @@ TEST_F(HostileTest, DisabledRing_BuffersWaitUntilEnabled) {
   const absl::Time deadline = absl::Now() + kGuard;
   while (driver.used_idx() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(2));
   EXPECT_EQ(driver.used_idx(), 1) << "enabling serves what waited, without a kick";
+}
+
+// --- rings becoming runnable (VirtioDevice::OnRingStarted) -------------------
+
+// The device is told once a ring runs (started, and enabled where rings
+// start disabled), before the reply to the request that made it so: each
+// call records whether that reply was already waiting for the peer.
+class RingStartedTest : public HostileTest {
+ protected:
+  void Watch(RawPeer& peer) {
+    const int fd = peer.fd();
+    backend_.RunInLoop([this, fd] {
+      vm1_.SetOnRingStarted([this, fd](uint16_t) {
+        pollfd p{fd, POLLIN, 0};
+        reply_waiting_.push_back(poll(&p, 1, 0) == 1);
+      });
+    });
+  }
+  std::vector<bool> ReplyWaitingAtStarts() {
+    return backend_.RunInLoop([this] { return reply_waiting_; });
+  }
+  // Sends `r` with need_reply and reads its ack only once the device has
+  // heard of `starts` ring starts in all (so the peer cannot take the reply
+  // before the device's hook looks for it).
+  uint64_t AckAfterStarts(RawPeer& peer, FrontendRequest r, std::span<const uint8_t> payload,
+                          size_t starts, std::span<const int> fds = {},
+                          absl::Duration guard = kGuard) {
+    peer.Send(r, payload, fds);
+    const absl::Time deadline = absl::Now() + guard;
+    while (vm1_.ring_starts().size() < starts && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    EXPECT_EQ(vm1_.ring_starts().size(), starts) << vhost_user::NamedRequest(
+        vhost_user::RequestSpace::kFrontend, static_cast<uint32_t>(r));
+    std::optional<Message> m = peer.Receive();
+    if (!m || m->payload.size() != 8) return ~uint64_t{0};
+    uint64_t v;
+    std::memcpy(&v, m->payload.data(), 8);
+    return v;
+  }
+  // SET_VRING_NUM, SET_VRING_ADDR (unless !with_addr), SET_VRING_BASE of
+  // `ring` (0 or 1) in `ram`.
+  void SetUpRing(RawPeer& peer, const GuestRam& ram, uint32_t ring, bool with_addr = true) {
+    ASSERT_EQ(peer.Ack(FrontendRequest::kSetVringNum,
+                       vhost_user::Bytes(vhost_user::VringState{ring, kQueueSize})),
+              0u);
+    if (with_addr) {
+      ASSERT_EQ(peer.Ack(FrontendRequest::kSetVringAddr, RingAddr(ram, ring)), 0u);
+    }
+    ASSERT_EQ(
+        peer.Ack(FrontendRequest::kSetVringBase, vhost_user::Bytes(vhost_user::VringState{ring, 0})),
+        0u);
+  }
+  std::vector<uint8_t> RingAddr(const GuestRam& ram, uint32_t ring) {
+    const uint64_t at = 0x4000 * ring;
+    vhost_user::VringAddr a{};
+    a.index = ring;
+    a.desc_user_addr = ram.user(kDesc) + at;
+    a.avail_user_addr = ram.user(kAvail) + at;
+    a.used_user_addr = ram.user(kUsed) + at;
+    const auto bytes = vhost_user::Bytes(a);
+    return {bytes.begin(), bytes.end()};
+  }
+  static std::vector<uint8_t> Enable(uint32_t ring, uint32_t on = 1) {
+    const vhost_user::VringState state{ring, on};  // Bytes() views it: it must outlive them
+    const auto bytes = vhost_user::Bytes(state);
+    return {bytes.begin(), bytes.end()};
+  }
+  static std::vector<uint8_t> Index(uint64_t ring) {
+    const auto bytes = vhost_user::Bytes(ring);
+    return {bytes.begin(), bytes.end()};
+  }
+  uint64_t SetFile(RawPeer& peer, FrontendRequest r, uint64_t ring, const Fd& fd) {
+    const int raw = fd.get();
+    return peer.Ack(r, Index(ring), {&raw, 1});
+  }
+  // Handshake with `protocol_features`, features VERSION_1 and
+  // PROTOCOL_FEATURES (so rings start disabled), a memory table, and ring 0
+  // set up and given its kick fd: started, but not yet runnable.
+  void StartDisabledRing(RawPeer& peer, const GuestRam& ram, uint64_t protocol_features) {
+    peer.Handshake(protocol_features);
+    ASSERT_EQ(peer.Ack(FrontendRequest::kSetFeatures, vhost_user::Bytes(Bit(32) | Bit(30))), 0u);
+    ASSERT_EQ(SetMemTable(peer, {ram.Region()}, {ram.fd()}), 0u);
+    SetUpRing(peer, ram, 0);
+    ASSERT_EQ(SetFile(peer, FrontendRequest::kSetVringKick, 0, kick_), 0u);
+  }
+
+  Fd kick1_ = MakeEventFd(), call1_ = MakeEventFd();
+  std::vector<bool> reply_waiting_;  // the loop thread's
+};
+
+TEST_F(RingStartedTest, WithProtocolFeatures_OncePerRingAtEnableBeforeItsAck) {
+  RawPeer peer(backend_.Path("vm1"));
+  GuestRam ram;
+  Watch(peer);
+  ASSERT_NO_FATAL_FAILURE(StartDisabledRing(peer, ram, kAllProtocol));
+  ASSERT_EQ(SetFile(peer, FrontendRequest::kSetVringCall, 0, call_), 0u);
+  EXPECT_TRUE(vm1_.ring_starts().empty()) << "started but still disabled: not runnable";
+
+  EXPECT_EQ(AckAfterStarts(peer, FrontendRequest::kSetVringEnable, Enable(0), 1), 0u);
+  SetUpRing(peer, ram, 1);
+  ASSERT_EQ(SetFile(peer, FrontendRequest::kSetVringKick, 1, kick1_), 0u);
+  ASSERT_EQ(SetFile(peer, FrontendRequest::kSetVringCall, 1, call1_), 0u);
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0));
+  EXPECT_EQ(AckAfterStarts(peer, FrontendRequest::kSetVringEnable, Enable(1), 2), 0u);
+  // Enabling a running ring again, or a new call fd, starts nothing.
+  ASSERT_EQ(peer.Ack(FrontendRequest::kSetVringEnable, Enable(0)), 0u);
+  ASSERT_EQ(SetFile(peer, FrontendRequest::kSetVringCall, 0, call_), 0u);
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0, 1));
+  EXPECT_THAT(ReplyWaitingAtStarts(), ::testing::ElementsAre(false, false))
+      << "the device ran before the reply went out";
+}
+
+TEST_F(RingStartedTest, StoppedOrResetThenStartedAgain_ToldAgain) {
+  RawPeer peer(backend_.Path("vm1"));
+  GuestRam ram;
+  Watch(peer);
+  StartRing(peer, ram);
+  ASSERT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0));
+
+  // GET_VRING_BASE stops the ring (it stays enabled): the kick that starts
+  // it again makes it runnable.
+  peer.Send(FrontendRequest::kGetVringBase, Enable(0, 0));
+  ASSERT_TRUE(peer.Receive().has_value());
+  SetUpRing(peer, ram, 0);
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0)) << "stopped";
+  const int kick = kick_.get();
+  EXPECT_EQ(AckAfterStarts(peer, FrontendRequest::kSetVringKick, Index(0), 2, {&kick, 1}), 0u);
+  ASSERT_EQ(peer.Ack(FrontendRequest::kSetVringEnable, Enable(0)), 0u);
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0, 0));
+
+  // A reset stops and disables every ring; the front-end starts afresh.
+  ASSERT_EQ(peer.Ack(FrontendRequest::kResetDevice), 0u);
+  ASSERT_EQ(peer.Ack(FrontendRequest::kSetFeatures, vhost_user::Bytes(Bit(32) | Bit(30))), 0u);
+  SetUpRing(peer, ram, 0);
+  ASSERT_EQ(SetFile(peer, FrontendRequest::kSetVringKick, 0, kick_), 0u);
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0, 0)) << "disabled by the reset";
+  EXPECT_EQ(AckAfterStarts(peer, FrontendRequest::kSetVringEnable, Enable(0), 3), 0u);
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0, 0, 0));
+  EXPECT_THAT(ReplyWaitingAtStarts(), ::testing::Each(false));
+}
+
+TEST_F(RingStartedTest, WithoutProtocolFeatures_AtTheRequestThatCompletesTheRing) {
+  RawPeer peer(backend_.Path("vm1"));
+  GuestRam ram;
+  Watch(peer);
+  peer.Handshake(kAck);
+  ASSERT_EQ(peer.Ack(FrontendRequest::kSetFeatures, vhost_user::Bytes(Bit(32))), 0u);
+  ASSERT_EQ(SetMemTable(peer, {ram.Region()}, {ram.fd()}), 0u);
+  // Rings are enabled from the start: the kick runs ring 0...
+  SetUpRing(peer, ram, 0);
+  const int kick = kick_.get();
+  EXPECT_EQ(AckAfterStarts(peer, FrontendRequest::kSetVringKick, Index(0), 1, {&kick, 1}), 0u);
+  // ... while ring 1, kicked before it had addresses, runs at SET_VRING_ADDR.
+  SetUpRing(peer, ram, 1, /*with_addr=*/false);
+  ASSERT_EQ(SetFile(peer, FrontendRequest::kSetVringKick, 1, kick1_), 0u);
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0)) << "ring 1 has no addresses yet";
+  EXPECT_EQ(AckAfterStarts(peer, FrontendRequest::kSetVringAddr, RingAddr(ram, 1), 2), 0u);
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0, 1));
+  EXPECT_THAT(ReplyWaitingAtStarts(), ::testing::ElementsAre(false, false));
+}
+
+TEST_F(RingStartedTest, SetFeaturesWithoutProtocolFeatures_RunsAStartedRing_DeviceTold) {
+  RawPeer peer(backend_.Path("vm1"));
+  GuestRam ram;
+  Watch(peer);
+  ASSERT_NO_FATAL_FAILURE(StartDisabledRing(peer, ram, kAck));
+  EXPECT_TRUE(vm1_.ring_starts().empty()) << "started but still disabled: not runnable";
+  // Features acked again without bit 30: rings are enabled from now on, so
+  // this request makes ring 0 runnable.
+  EXPECT_EQ(AckAfterStarts(peer, FrontendRequest::kSetFeatures, Index(Bit(32)), 1,
+                           /*fds=*/{}, /*guard=*/absl::Seconds(5)),
+            0u);
+  FakeDriver driver(ram.host(), kRamBase, kRamSize, kQueueSize, kDesc, kAvail, kUsed);
+  std::memcpy(ram.host() + 0x10000, "S\x01", 2);
+  driver.Post({{kData, 2, false}, {GuestAddr(kData.value() + 64), 8, true}});
+  KickAndSync(peer);
+  EXPECT_EQ(driver.used_idx(), 1) << "the ring runs";
+  EXPECT_THAT(vm1_.ring_starts(), ::testing::ElementsAre(0))
+      << "a ring that runs was never announced to the device";
 }
 
 // --- back-end requests ------------------------------------------------------

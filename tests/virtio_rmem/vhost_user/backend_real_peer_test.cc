@@ -7,6 +7,7 @@
 // stop/reset, and the device hearing of a disconnect exactly once.
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -315,6 +316,84 @@ TEST_F(RealPeerTest, ShmemMap_OutsideTheRegion_RefusedBeforeAsking) {
   EXPECT_EQ(map(0, UINT64_MAX - 4095, 8192).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(map(0, 0, 0).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_TRUE(mapper_.calls().empty());
+}
+
+// Makes the device map one read-only 4 KiB piece of `piece` at region
+// offset 0x8000 whenever its queue 1 starts (the last Start starts: no
+// later request of Start's can stand in for the reply to its enable); the
+// statuses in `maps`.
+void MapOnRingStart(BackendThread& backend, EchoSumDevice& device, const Fd& piece,
+                    std::vector<absl::Status>& maps) {
+  backend.RunInLoop([&] {
+    device.SetOnRingStarted([&](uint16_t queue) {
+      if (queue != 1) return;
+      maps.push_back(device.host()->MapShmem({.region_id = 0,
+                                              .region_offset = 0x8000,
+                                              .fd = piece.get(),
+                                              .fd_offset = 0x1000,
+                                              .length = 0x1000,
+                                              .writable = false}));
+    });
+  });
+}
+
+TEST_F(RealPeerTest, RingStarted_DeviceMapsThere_MapDoneWhenStartReturns) {
+  // What a device does when its ring starts, the VMM sees done when it
+  // hears the ring is enabled (rmemd replays restored mappings there).
+  Fd piece(memfd_create("ring-started-piece", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(piece.get(), 0x4000), 0);
+  const uint64_t tag = 0x7a67;
+  ASSERT_EQ(pwrite(piece.get(), &tag, 8, 0x1000), 8);
+  std::vector<absl::Status> maps;  // the loop thread's
+  MapOnRingStart(backend_, device_, piece, maps);
+  std::unique_ptr<vmm::VhostUserFrontend> fe = Connect();
+  ASSERT_NE(fe, nullptr);
+  // The frontend serves back-end requests (its service thread is running).
+  ASSERT_TRUE(backend_.RunInLoop([&] { return device_.host()->UnmapShmem(0, 0, 4096); }).ok());
+  ASSERT_EQ(mapper_.calls().size(), 1u);
+
+  ASSERT_TRUE(Start(*fe).ok());
+  std::vector<RecordingMapper::Call> calls = mapper_.calls();  // no waiting
+  ASSERT_EQ(calls.size(), 2u) << "the device's map is done when Start returns";
+  EXPECT_TRUE(calls[1].map);
+  EXPECT_EQ(calls[1].shm_offset, 0x8000u);
+  EXPECT_EQ(calls[1].first_word, tag);
+  EXPECT_FALSE(calls[1].writable);
+  EXPECT_THAT(device_.ring_starts(), ::testing::ElementsAre(0, 1));
+
+  // Stopped (GET_VRING_BASE, RESET_DEVICE) and started again: told again.
+  ASSERT_TRUE(fe->Stop().ok());
+  EXPECT_THAT(device_.ring_starts(), ::testing::ElementsAre(0, 1));
+  ASSERT_TRUE(Start(*fe).ok());
+  EXPECT_EQ(mapper_.calls().size(), 3u);
+  EXPECT_THAT(device_.ring_starts(), ::testing::ElementsAre(0, 1, 0, 1));
+  const std::vector<absl::Status> statuses = backend_.RunInLoop([&] {
+    device_.SetOnRingStarted(nullptr);
+    return maps;
+  });
+  ASSERT_EQ(statuses.size(), 2u);
+  EXPECT_TRUE(statuses[0].ok()) << statuses[0];
+  EXPECT_TRUE(statuses[1].ok()) << statuses[1];
+}
+
+TEST_F(RealPeerTest, RingStarted_DeviceMapsThere_FirstStartRightAfterStartServing) {
+  // As above, with Start called at once after StartServing (as a VMM may):
+  // the map must not wait for Start to end, which waits for the map.
+  Fd piece(memfd_create("ring-started-piece", MFD_CLOEXEC));
+  ASSERT_EQ(ftruncate(piece.get(), 0x4000), 0);
+  std::vector<absl::Status> maps;  // the loop thread's
+  MapOnRingStart(backend_, device_, piece, maps);
+  std::unique_ptr<vmm::VhostUserFrontend> fe = Connect();
+  ASSERT_NE(fe, nullptr);
+  const absl::Status started = Start(*fe);
+  EXPECT_TRUE(started.ok()) << started;
+  EXPECT_EQ(mapper_.calls().size(), 1u);
+  const std::vector<absl::Status> statuses = backend_.RunInLoop([&] {
+    device_.SetOnRingStarted(nullptr);
+    return maps;
+  });
+  ASSERT_EQ(statuses.size(), 1u);
+  EXPECT_TRUE(statuses[0].ok()) << statuses[0];
 }
 
 TEST_F(RealPeerTest, StopAndReset_DeviceHearsResetAndRestartedRingsServe) {

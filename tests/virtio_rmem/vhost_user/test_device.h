@@ -11,6 +11,7 @@
 //                                      MapShmem of the device's memfd; reply u32 status code
 //   'U' u64 region_off, u64 len        UnmapShmem; reply u32 status code
 // Anything else: reply nothing (0 bytes).
+// It records OnRingStarted calls (ring_starts) and runs a hook there if set.
 #pragma once
 
 #include <sys/mman.h>
@@ -80,6 +81,11 @@ class EchoSumDevice : public VirtioDevice {
     absl::MutexLock lock(&mu_);
     ++resets_;
   }
+  void OnRingStarted(uint16_t queue) override {
+    if (on_ring_started_) on_ring_started_(queue);
+    absl::MutexLock lock(&mu_);
+    ring_starts_.push_back(queue);
+  }
   void OnBuffersAvailable(uint16_t queue) override {
     EXPECT_EQ(queue, 1);
     absl::MutexLock lock(&mu_);
@@ -134,6 +140,8 @@ class EchoSumDevice : public VirtioDevice {
 
   // For tests, from the loop thread (BackendThread::RunInLoop).
   DeviceHost* host() const { return host_; }
+  // Runs in OnRingStarted, before the call is recorded.
+  void SetOnRingStarted(std::function<void(uint16_t)> f) { on_ring_started_ = std::move(f); }
   const absl::Status& last_status() const { return last_status_; }
 
   // From any thread.
@@ -142,6 +150,11 @@ class EchoSumDevice : public VirtioDevice {
   int resets() const { return Get(&EchoSumDevice::resets_); }
   int chains() const { return Get(&EchoSumDevice::chains_); }
   int buffers_available() const { return Get(&EchoSumDevice::buffers_available_); }
+  // The queues OnRingStarted was called with, in order.
+  std::vector<uint16_t> ring_starts() const {
+    absl::MutexLock lock(&mu_);
+    return ring_starts_;
+  }
   // Waits (up to kGuard) until disconnects() reaches `n`.
   bool WaitForDisconnects(int n) const {
     std::pair<const EchoSumDevice*, int> arg(this, n);
@@ -164,12 +177,14 @@ class EchoSumDevice : public VirtioDevice {
   Fd pieces_;
   DeviceHost* host_ = nullptr;
   absl::Status last_status_;
+  std::function<void(uint16_t)> on_ring_started_;
   mutable absl::Mutex mu_;
   int connects_ ABSL_GUARDED_BY(mu_) = 0;
   int disconnects_ ABSL_GUARDED_BY(mu_) = 0;
   int resets_ ABSL_GUARDED_BY(mu_) = 0;
   int chains_ ABSL_GUARDED_BY(mu_) = 0;
   int buffers_available_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<uint16_t> ring_starts_ ABSL_GUARDED_BY(mu_);
 };
 
 // A VhostUserServer on its own EventLoop, run by a thread. Guests are added

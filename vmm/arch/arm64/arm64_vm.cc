@@ -188,7 +188,7 @@ absl::StatusOr<std::unique_ptr<Vm>> BuildVm(const VmConfig& config) {
     const uint32_t spi = kVirtioMmioFirstSpi + static_cast<uint32_t>(i);
     IrqLine* irq = vm->Own(std::make_unique<KvmIrqLine>(vm->kvm().fd(), SpiIrqLine(spi)));
     if (absl::Status s = AttachVhostUserDevice(
-            *vm, config.devices[i], static_cast<int>(i),
+            *vm, config.devices[i], static_cast<int>(i), config.reconnect_timeout,
             {.mmio_base = base, .irq = irq, .shm_next = &shm_next, .shm_limit = GuestAddr(kShmLimit)});
         !s.ok()) {
       return s;

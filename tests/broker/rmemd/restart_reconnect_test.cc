@@ -315,11 +315,7 @@ std::optional<Op> PickOp(std::mt19937_64& rng, const Model& m) {
     op.guest = guest;
     op.kind = OpKind::kAlloc;
     op.size = 4096 * (1 + rng() % max_pages);
-    virtio_rmem_req_alloc r{};
-    r.hdr.type = VIRTIO_RMEM_REQ_ALLOC;
-    r.heap = heap;
-    r.size = op.size;
-    op.request = Bytes(r);
+    op.request = AllocRequest(op.size, heap);
     return true;
   };
   const auto release = [&](int guest, OpKind kind) -> bool {
@@ -330,10 +326,7 @@ std::optional<Op> PickOp(std::mt19937_64& rng, const Model& m) {
     op.guest = guest;
     op.kind = kind;
     op.buffer = *b;
-    virtio_rmem_req_free r{};
-    r.hdr.type = VIRTIO_RMEM_REQ_FREE;
-    r.buffer = *b;
-    op.request = Bytes(r);
+    op.request = BufferRequest(VIRTIO_RMEM_REQ_FREE, *b);
     return true;
   };
   const auto by_handle = [&](OpKind kind, uint32_t type, Owned::State state) -> bool {
@@ -345,10 +338,7 @@ std::optional<Op> PickOp(std::mt19937_64& rng, const Model& m) {
     op.kind = kind;
     op.buffer = *b;
     op.handle = *m.owned[0].at(*b).handle;
-    virtio_rmem_req_handle r{};
-    r.hdr.type = type;
-    r.handle = op.handle;
-    op.request = Bytes(r);
+    op.request = HandleRequest(type, op.handle);
     return true;
   };
   bool fits = false;
@@ -371,14 +361,8 @@ std::optional<Op> PickOp(std::mt19937_64& rng, const Model& m) {
       op.guest = 0;
       op.kind = OpKind::kShare;
       op.buffer = *b;
-      virtio_rmem_req_share r{};
-      r.hdr.type = VIRTIO_RMEM_REQ_SHARE;
-      r.buffer = *b;
-      r.num_receivers = 1;
-      op.request = Bytes(r);
-      virtio_rmem::AppendWire(op.request,
-                              virtio_rmem_receiver{kDisplay.value(), VIRTIO_RMEM_RIGHT_READ |
-                                                                         VIRTIO_RMEM_RIGHT_CPU_MAP});
+      op.request = OfferRequest(VIRTIO_RMEM_REQ_SHARE, *b, kDisplay,
+                                VIRTIO_RMEM_RIGHT_READ | VIRTIO_RMEM_RIGHT_CPU_MAP);
       fits = true;
       break;
     }
@@ -390,10 +374,7 @@ std::optional<Op> PickOp(std::mt19937_64& rng, const Model& m) {
       op.guest = 0;
       op.kind = OpKind::kReclaim;
       op.buffer = *b;
-      virtio_rmem_req_reclaim r{};
-      r.hdr.type = VIRTIO_RMEM_REQ_RECLAIM;
-      r.buffer = *b;
-      op.request = Bytes(r);
+      op.request = ReclaimRequest(*b);
       fits = true;
       break;
     }

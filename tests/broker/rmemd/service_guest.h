@@ -408,14 +408,50 @@ class Guest {
   absl::Duration reconnect_timeout_ = absl::ZeroDuration();
 };
 
-// Requests as a guest driver sends them, one at a time.
-// ALLOC; returns the response.
-inline std::vector<uint8_t> TryAlloc(Guest& g, uint64_t size, uint32_t heap) {
+// Requests' bytes, as a guest driver builds them.
+inline std::vector<uint8_t> AllocRequest(uint64_t size, uint32_t heap) {
   virtio_rmem_req_alloc r{};
   r.hdr.type = VIRTIO_RMEM_REQ_ALLOC;
   r.heap = heap;
   r.size = size;
-  return g.Request(Bytes(r));
+  return Bytes(r);
+}
+// SHARE or LEND to one receiver.
+inline std::vector<uint8_t> OfferRequest(uint32_t type, uint64_t buffer, VmId to,
+                                         uint32_t rights) {
+  virtio_rmem_req_share r{};
+  r.hdr.type = type;
+  r.buffer = buffer;
+  r.num_receivers = 1;
+  std::vector<uint8_t> out = Bytes(r);
+  virtio_rmem::AppendWire(out, virtio_rmem_receiver{to.value(), rights});
+  return out;
+}
+// RETRIEVE, RELINQUISH, ...: a request naming a handle.
+inline std::vector<uint8_t> HandleRequest(uint32_t type, uint64_t handle) {
+  virtio_rmem_req_handle r{};
+  r.hdr.type = type;
+  r.handle = handle;
+  return Bytes(r);
+}
+// FREE, ...: a request naming a buffer.
+inline std::vector<uint8_t> BufferRequest(uint32_t type, uint64_t buffer) {
+  virtio_rmem_req_free r{};
+  r.hdr.type = type;
+  r.buffer = buffer;
+  return Bytes(r);
+}
+inline std::vector<uint8_t> ReclaimRequest(uint64_t buffer) {
+  virtio_rmem_req_reclaim r{};
+  r.hdr.type = VIRTIO_RMEM_REQ_RECLAIM;
+  r.buffer = buffer;
+  return Bytes(r);
+}
+
+// Requests as a guest driver sends them, one at a time.
+// ALLOC; returns the response.
+inline std::vector<uint8_t> TryAlloc(Guest& g, uint64_t size, uint32_t heap) {
+  return g.Request(AllocRequest(size, heap));
 }
 // ALLOC, which must succeed.
 inline virtio_rmem_resp_alloc Alloc(Guest& g, uint64_t size, uint32_t heap = kHeapVideo) {
@@ -428,31 +464,16 @@ inline virtio_rmem_resp_alloc Alloc(Guest& g, uint64_t size, uint32_t heap = kHe
 // SHARE or LEND to one receiver; returns the response.
 inline std::vector<uint8_t> Offer(Guest& g, uint32_t type, uint64_t buffer, VmId to,
                                   uint32_t rights) {
-  virtio_rmem_req_share r{};
-  r.hdr.type = type;
-  r.buffer = buffer;
-  r.num_receivers = 1;
-  std::vector<uint8_t> out = Bytes(r);
-  virtio_rmem::AppendWire(out, virtio_rmem_receiver{to.value(), rights});
-  return g.Request(out);
+  return g.Request(OfferRequest(type, buffer, to, rights));
 }
 inline std::vector<uint8_t> ByHandle(Guest& g, uint32_t type, uint64_t handle) {
-  virtio_rmem_req_handle r{};
-  r.hdr.type = type;
-  r.handle = handle;
-  return g.Request(Bytes(r));
+  return g.Request(HandleRequest(type, handle));
 }
 inline std::vector<uint8_t> ByBuffer(Guest& g, uint32_t type, uint64_t buffer) {
-  virtio_rmem_req_free r{};
-  r.hdr.type = type;
-  r.buffer = buffer;
-  return g.Request(Bytes(r));
+  return g.Request(BufferRequest(type, buffer));
 }
 inline std::vector<uint8_t> Reclaim(Guest& g, uint64_t buffer) {
-  virtio_rmem_req_reclaim r{};
-  r.hdr.type = VIRTIO_RMEM_REQ_RECLAIM;
-  r.buffer = buffer;
-  return g.Request(Bytes(r));
+  return g.Request(ReclaimRequest(buffer));
 }
 // Keeps `guest`'s request queue full of copies of `request` from a thread
 // of its own: posts until max_in_flight() are unanswered, kicks, and

@@ -65,6 +65,21 @@ void EventLoop::Remove(uint64_t id) {
   entries_.erase(it);
 }
 
+void Watch::Modify(uint32_t events) {
+  RMEM_CHECK(loop_ != nullptr);
+  loop_->Modify(id_, events);
+}
+
+void EventLoop::Modify(uint64_t id, uint32_t events) {
+  auto it = entries_.find(id);
+  RMEM_CHECK(it != entries_.end());
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = id;
+  // The fd is still open (Watch's contract), so this cannot fail.
+  RMEM_CHECK(epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, it->second->fd, &ev) == 0);
+}
+
 void EventLoop::Post(std::function<void()> task) {
   {
     absl::MutexLock lock(&mu_);

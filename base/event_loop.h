@@ -46,6 +46,9 @@ class Watch {
   }
   ~Watch() { Reset(); }
   void Reset();
+  // Watches for `events` from now on (epoll_ctl MOD), e.g. EPOLLOUT only
+  // while there is output queued. The watch must be active.
+  void Modify(uint32_t events);
   bool active() const { return loop_ != nullptr; }
 
  private:
@@ -92,6 +95,7 @@ class EventLoop {
   };
   EventLoop(Fd epoll, Fd wake) : epoll_(std::move(epoll)), wake_(std::move(wake)) {}
   void Remove(uint64_t id);
+  void Modify(uint64_t id, uint32_t events);
   bool RunPostedTasks() ABSL_LOCKS_EXCLUDED(mu_);
 
   Fd epoll_;

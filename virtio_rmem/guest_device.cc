@@ -6,12 +6,12 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 
 namespace rmem::virtio_rmem {
 
@@ -39,8 +39,8 @@ void GuestDevice::OnConnect(DeviceHost& host) {
   if (vmm_pidfd_ >= 0) close(vmm_pidfd_);
   vmm_pidfd_ = pid > 0 ? static_cast<int>(syscall(SYS_pidfd_open, pid, 0)) : -1;
   if (vmm_pidfd_ < 0) {
-    std::fprintf(stderr, "rmemd: %s: cannot hold the VMM's process (pid %d): %s\n",
-                 VmName(vm()).c_str(), pid, std::strerror(errno));
+    rmem::Log(LogLevel::kWarn, absl::StrCat(VmName(vm()), ": cannot hold the VMM's process (pid ",
+                                            pid, "): ", std::strerror(errno)));
   }
 }
 
@@ -49,37 +49,38 @@ void GuestDevice::OnRingStarted(uint16_t queue) {
   const size_t restored = stage2_.waiting(vm());
   if (absl::Status s = stage2_.Attach(vm(), region_bytes_, this, [this] { SeverVmm(); });
       !s.ok()) {
-    std::fprintf(stderr, "rmemd: %s: %s\n", VmName(vm()).c_str(), s.ToString().c_str());
+    rmem::Log(LogLevel::kWarn, absl::StrCat(VmName(vm()), ": ", s.ToString()));
     return;
   }
   if (restored > 0) {
-    std::printf("rmemd: %s: its VMM is back: %zu restored mappings made again\n",
-                VmName(vm()).c_str(), restored);
-    std::fflush(stdout);
+    rmem::Log(LogLevel::kInfo, absl::StrCat(VmName(vm()), ": its VMM is back: ", restored,
+                                            " restored mappings made again"));
   }
 }
 
 void GuestDevice::SeverVmm() {
   const int pid = vmm_pid_;
   if (pid == getpid()) {
-    std::fprintf(stderr, "rmemd: %s: the VMM is this process (a test): not killed\n",
-                 VmName(vm()).c_str());
+    rmem::Log(LogLevel::kWarn,
+              absl::StrCat(VmName(vm()), ": the VMM is this process (a test): not killed"));
     return;
   }
   if (vmm_pidfd_ < 0) {
     // Without a handle on the VMM nothing proves its mappings are gone:
     // reusing the pages could expose them. Stop rather than risk it.
-    std::fprintf(stderr, "rmemd: FATAL: %s: a VMM that may still map buffers cannot be stopped\n",
-                 VmName(vm()).c_str());
+    rmem::Log(LogLevel::kError,
+              absl::StrCat("FATAL: ", VmName(vm()),
+                           ": a VMM that may still map buffers cannot be stopped"));
     std::abort();
   }
-  std::fprintf(stderr, "rmemd: %s: killing its VMM (pid %d): it may still map buffers\n",
-               VmName(vm()).c_str(), pid);
+  rmem::Log(LogLevel::kWarn, absl::StrCat(VmName(vm()), ": killing its VMM (pid ", pid,
+                                          "): it may still map buffers"));
   syscall(SYS_pidfd_send_signal, vmm_pidfd_, SIGKILL, nullptr, 0);
   pollfd p{vmm_pidfd_, POLLIN, 0};
   if (poll(&p, 1, kVmmExitWaitMs) != 1) {
-    std::fprintf(stderr, "rmemd: FATAL: %s: its VMM did not exit within %d ms of SIGKILL\n",
-                 VmName(vm()).c_str(), kVmmExitWaitMs);
+    rmem::Log(LogLevel::kError,
+              absl::StrCat("FATAL: ", VmName(vm()), ": its VMM did not exit within ",
+                           kVmmExitWaitMs, " ms of SIGKILL"));
     std::abort();
   }
 }
@@ -87,8 +88,18 @@ void GuestDevice::SeverVmm() {
 uint32_t GuestDevice::OnChain(uint16_t queue, const DescriptorChain& chain) {
   (void)queue;  // only the requestq is a kRequest queue
   if (host_ != nullptr) rmem_.SetFeatures(host_->acked_features());
+  const uint64_t failed_before = rmem_.counters().failed;
   const std::vector<uint8_t> response =
       rmem_.HandleRequest(chain.readable(), chain.writable_size());
+  // Every request at debug level only: a guest's refusals are its own
+  // mistakes, and a busy guest makes many requests.
+  if (LogEnabled(LogLevel::kDebug)) {
+    rmem::Log(LogLevel::kDebug,
+              absl::StrCat(VmName(vm()), ": ",
+                           response.empty() || rmem_.counters().failed != failed_before
+                               ? rmem_.last_error()
+                               : absl::StrCat(RequestTypeName(rmem_.last_type()), ": OK")));
+  }
   uint32_t written = 0;
   if (!response.empty() && chain.Write(0, response)) written = static_cast<uint32_t>(response.size());
   if (after_request_) after_request_();
@@ -147,8 +158,7 @@ void GuestDevice::OnDisconnect() {
 
 void GuestDevice::TearDown() {
   if (absl::Status s = rmem_.GuestGone(); !s.ok()) {
-    std::fprintf(stderr, "rmemd: %s: torn down, but %s\n", VmName(vm()).c_str(),
-                 s.ToString().c_str());
+    rmem::Log(LogLevel::kError, absl::StrCat(VmName(vm()), ": torn down, but ", s.ToString()));
   }
 }
 

@@ -138,6 +138,7 @@ std::vector<uint8_t> RmemDevice::HandleRequest(std::span<const uint8_t> request,
                                            .max_receivers = static_cast<uint32_t>(
                                                broker_.options().max_receivers)});
   Outcome outcome;
+  last_type_ = decoded.ok() ? WireType(*decoded) : 0;
   if (!decoded.ok()) {
     outcome = Outcome::Failed(decoded.status());
   } else if (const Request& r = *decoded; capacity < ResponseSize(r)) {
@@ -153,6 +154,7 @@ std::vector<uint8_t> RmemDevice::HandleRequest(std::span<const uint8_t> request,
   }
   if (outcome.status == VIRTIO_RMEM_S_OK) return std::move(outcome.response);
   ++counters_.failed;
+  ++counters_.failed_by_status[outcome.status];
   last_error_ = absl::StrCat(WireStatusName(outcome.status), ": ", outcome.message);
   virtio_rmem_resp_hdr hdr{};
   hdr.status = outcome.status;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -59,10 +60,14 @@ class RmemDevice {
     uint64_t requests = 0;       // chains answered
     uint64_t failed = 0;         // answered with a status other than OK
     uint64_t unanswerable = 0;   // writable part under 8 bytes
+    std::map<uint32_t, uint64_t> failed_by_status;  // VIRTIO_RMEM_S_* -> count
   };
   const Counters& counters() const { return counters_; }
   // The last rejected request, for logs: "ALLOC: NOT_FOUND: ...".
   const std::string& last_error() const { return last_error_; }
+  // The type (VIRTIO_RMEM_REQ_*) of the last request answered; 0 when it
+  // could not be decoded.
+  uint32_t last_type() const { return last_type_; }
 
  private:
   struct Outcome;
@@ -75,6 +80,7 @@ class RmemDevice {
   uint64_t dropped_reported_ = 0;
   Counters counters_;
   std::string last_error_;
+  uint32_t last_type_ = 0;
 };
 
 // The response status for a broker error (the mapping of

@@ -32,6 +32,7 @@ void CarveoutScrubber::Scrub(PageRange pages) {
   }
   std::memset(p, 0, pages.size_bytes());
   munmap(p, pages.size_bytes());
+  scrubbed_bytes_ += pages.size_bytes();
 }
 
 }  // namespace rmem

@@ -44,9 +44,12 @@ class CarveoutScrubber : public Scrubber {
  public:
   explicit CarveoutScrubber(const CarveoutMemory& memory) : memory_(memory) {}
   void Scrub(PageRange pages) override;
+  // Bytes zeroed so far (the broker's start-up scrub included).
+  uint64_t scrubbed_bytes() const { return scrubbed_bytes_; }
 
  private:
   const CarveoutMemory& memory_;
+  uint64_t scrubbed_bytes_ = 0;
 };
 
 }  // namespace rmem

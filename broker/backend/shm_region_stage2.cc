@@ -108,6 +108,11 @@ uint64_t ShmRegionStage2::mapped_bytes(VmId vm) const {
   return (s.total.value() - s.free.value()) * kPageSize;
 }
 
+size_t ShmRegionStage2::mapping_count(VmId vm) const {
+  auto it = vms_.find(vm);
+  return it == vms_.end() ? 0 : it->second.by_first_pfn.size();
+}
+
 absl::StatusOr<GuestAddr> ShmRegionStage2::Map(VmId vm, PageRange pages, Access access) {
   auto it = vms_.find(vm);
   if (it == vms_.end()) {

@@ -60,6 +60,8 @@ class ShmRegionStage2 : public Stage2 {
   bool attached(VmId vm) const { return vms_.contains(vm); }
   // Bytes of the VM's region in use (0 when not attached).
   uint64_t mapped_bytes(VmId vm) const;
+  // Buffers mapped in the VM's region now (0 when not attached).
+  size_t mapping_count(VmId vm) const;
 
   // Unavailable when the VM's VMM is not attached; ResourceExhausted when
   // its region has no room; the VMM's error when it refuses the map.

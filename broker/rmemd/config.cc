@@ -193,8 +193,12 @@ absl::StatusOr<RmemdConfig> ParseConfig(absl::string_view text, absl::string_vie
   if (const toml::node* b = root.get("broker")) {
     if (!b->is_table()) return r.Error(*b, "'broker' must be a table: [broker]");
     const toml::table& broker = *b->as_table();
-    if (absl::Status s = r.OnlyKeys(broker, "[broker]", {"max_receivers"}); !s.ok()) return s;
+    if (absl::Status s = r.OnlyKeys(broker, "[broker]", {"max_receivers", "control"}); !s.ok()) {
+      return s;
+    }
     RMEM_ASSIGN(config.max_receivers, r.Int(broker, "max_receivers", "[broker]", 1, 64, 8));
+    RMEM_ASSIGN(config.control,
+                r.String(broker, "control", "[broker]", /*required=*/false, kDefaultControlPath));
   }
 
   std::vector<const toml::table*> vms;
@@ -226,8 +230,9 @@ absl::StatusOr<RmemdConfig> ParseConfig(absl::string_view text, absl::string_vie
     if (!ids.insert(g.id.value()).second) {
       return r.Error(t, absl::StrCat(named, ": id ", id, " is already used"));
     }
-    if (!sockets.insert(g.socket).second) {
-      return r.Error(t, absl::StrCat(named, ": socket ", g.socket, " is already used"));
+    if (!sockets.insert(g.socket).second || g.socket == config.control) {
+      return r.Error(t, absl::StrCat(named, ": socket ", g.socket, " is already used",
+                                     g.socket == config.control ? " (by [broker] control)" : ""));
     }
     config.guests.push_back(std::move(g));
   }

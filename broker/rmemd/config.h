@@ -3,6 +3,7 @@
 // the heaps they use (carve-outs by use-case, CPU mapping, revoke policy,
 // quotas, and per guest: may it allocate, its rights ceiling, its quota).
 // The carve-outs and device initiators themselves come from firmware.
+// Also where rmemd's control socket is ([broker] control).
 //
 // Parsing is strict: an unknown key, a wrong type, a duplicate name or id
 // is an error naming the file, the line and the entry, so a typo never
@@ -17,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "broker/policy/policy.h"
+#include "broker/rmemd/control_protocol.h"
 
 namespace rmem::rmemd {
 
@@ -51,6 +53,7 @@ struct HeapFileConfig {
 struct RmemdConfig {
   std::string source;  // the file it came from, for messages
   uint32_t max_receivers = 8;
+  std::string control = kDefaultControlPath;  // rmemd's control socket
   std::vector<GuestConfig> guests;
   std::vector<HeapFileConfig> heaps;
 };

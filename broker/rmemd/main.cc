@@ -3,24 +3,32 @@
 // with its configuration, and serves every configured guest a virtio-rmem
 // device over vhost-user from one broker (docs/rmemd.md).
 #include <signal.h>
-#include <sys/stat.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "base/directories.h"
 #include "base/event_loop.h"
 #include "base/fd.h"
+#include "base/log.h"
 #include "broker/rights.h"
 #include "broker/rmemd/config.h"
+#include "broker/rmemd/control_commands.h"
+#include "broker/rmemd/control_server.h"
 #include "broker/rmemd/firmware_source.h"
 #include "broker/rmemd/platform_firewalls.h"
 #include "broker/rmemd/service.h"
@@ -37,7 +45,10 @@ constexpr char kUsageText[] =
     "usage: rmemd [--fdt FILE | --transfer-list FILE] [--check-firmware]\n"
     "             [--config FILE [--check-config] [--memory DEVICE|standin]\n"
     "              [--state FILE | --no-state] [--reset-state]\n"
-    "              [--reconnect-grace SECONDS]]\n"
+    "              [--reconnect-grace SECONDS] [--control PATH | --no-control]\n"
+    "              [--socket-path NAME=PATH]...]\n"
+    "             [--log-level error|warn|info|debug]\n"
+    "       rmemd --print-capabilities\n"
     "\n"
     "Reads the restricted-memory carve-outs and the device initiators firmware\n"
     "handed over: a flattened device tree (--fdt), an Arm Firmware Handoff\n"
@@ -66,6 +77,23 @@ constexpr char kUsageText[] =
     "  --reconnect-grace SECONDS\n"
     "                     after a restart, how long a VM that holds buffers has for\n"
     "                     its VMM to reconnect before it is torn down (default 30)\n"
+    "  --control PATH     the control socket rmemctl talks to (status, audit):\n"
+    "                     overrides [broker] control (default /run/rmemd/control);\n"
+    "                     created mode 0600, its directory 0700 if missing; only\n"
+    "                     root and rmemd's own user may use it\n"
+    "  --no-control       no control socket\n"
+    "  --socket-path NAME=PATH\n"
+    "                     serve guest NAME (a [[vm]] name) on PATH instead of its\n"
+    "                     configured socket; repeatable\n"
+    "  --log-level LEVEL  error, warn, info (default) or debug: the least severe\n"
+    "                     messages logged (errors and warnings on stderr, the rest\n"
+    "                     on stdout; debug adds the control clients and every\n"
+    "                     guest request with its status)\n"
+    "  --print-capabilities\n"
+    "                     print the vhost-user back-end capabilities as JSON\n"
+    "                     (QEMU docs/interop/vhost-user.rst, \"Backend program\n"
+    "                     conventions\"; type \"rmem\": virtio-rmem has no type\n"
+    "                     name there) and exit 0\n"
     "  --help             this text\n"
     "\n"
     "Otherwise rmemd lists the carve-outs and initiators; with --config it\n"
@@ -75,8 +103,12 @@ constexpr char kUsageText[] =
     "cannot be read. SIGUSR1 prints what each bus firewall lets every id do\n"
     "on the carve-outs, read from its registers.\n";
 
+// The vhost-user back-end convention's capabilities: virtio-rmem is no type
+// of QEMU's vhost-user.json, so the type is ours, with no features defined.
+constexpr char kCapabilities[] = "{\"type\": \"rmem\", \"features\": []}\n";
+
 int Usage(const std::string& why) {
-  std::fprintf(stderr, "rmemd: %s (see --help)\n", why.c_str());
+  Log(LogLevel::kError, absl::StrCat(why, " (see --help)"));
   return kUsage;
 }
 
@@ -90,44 +122,53 @@ const char* MaxAccessName(Access a) {
   return "none";
 }
 
+// The listings are one log message each: a line, then a table.
 void PrintPlatform(const FirmwareSource& source, const firmware_handoff::Platform& platform) {
   const size_t n = platform.carveouts.size();
-  std::printf("rmemd: %zu carve-out%s from %s\n", n, n == 1 ? "" : "s", Describe(source).c_str());
-  std::printf("  %-18s %-12s %-16s %-6s %s\n", "base", "size", "use-case", "no-map", "firewall");
+  std::string text =
+      absl::StrFormat("%zu carve-out%s from %s\n", n, n == 1 ? "" : "s", Describe(source));
+  absl::StrAppendFormat(&text, "  %-18s %-12s %-16s %-6s %s", "base", "size", "use-case", "no-map",
+                        "firewall");
   for (const firmware_handoff::HandoffCarveout& c : platform.carveouts) {
     const std::string firewall =
         c.firewall ? absl::StrFormat("%s #%u", c.firewall->node, c.firewall->index) : "-";
-    std::printf("  %-18s %-12s %-16s %-6s %s\n", c.base.ToString().c_str(),
-                absl::StrFormat("%u MiB", c.size >> 20).c_str(), c.use_case.c_str(),
-                c.no_map ? "yes" : "no", firewall.c_str());
+    absl::StrAppendFormat(&text, "\n  %-18s %-12s %-16s %-6s %s", c.base.ToString(),
+                          absl::StrFormat("%u MiB", c.size >> 20), c.use_case,
+                          c.no_map ? "yes" : "no", firewall);
   }
+  Log(LogLevel::kInfo, text);
   const size_t m = platform.initiators.size();
-  std::printf("rmemd: %zu device initiator%s\n", m, m == 1 ? "" : "s");
-  if (m == 0) return;
-  std::printf("  %-32s %-14s %-10s %s\n", "device", "owner-vm", "max", "firewall id");
+  text = absl::StrFormat("%zu device initiator%s", m, m == 1 ? "" : "s");
+  if (m > 0) {
+    absl::StrAppendFormat(&text, "\n  %-32s %-14s %-10s %s", "device", "owner-vm", "max",
+                          "firewall id");
+  }
   for (const firmware_handoff::HandoffInitiator& i : platform.initiators) {
     std::vector<std::string> ids;
     for (const firmware_handoff::FirewallRef& f : i.firewalls) {
       ids.push_back(absl::StrFormat("%s #%u", f.node, f.index));
     }
-    std::printf("  %-32s %-14s %-10s %s\n", i.node.c_str(), i.owner_vm.c_str(),
-                MaxAccessName(i.max_access), absl::StrJoin(ids, ", ").c_str());
+    absl::StrAppendFormat(&text, "\n  %-32s %-14s %-10s %s", i.node, i.owner_vm,
+                          MaxAccessName(i.max_access), absl::StrJoin(ids, ", "));
   }
+  Log(LogLevel::kInfo, text);
 }
 
 void PrintSetup(const RmemdConfig& config, const BrokerSetup& setup) {
-  std::printf("rmemd: %zu guest%s from %s\n", setup.guests.size(),
-              setup.guests.size() == 1 ? "" : "s", config.source.c_str());
-  std::printf("  %-14s %-6s %-12s %-12s %s\n", "vm", "id", "quota", "region", "vhost-user socket");
+  std::string text = absl::StrFormat("%zu guest%s from %s\n", setup.guests.size(),
+                                     setup.guests.size() == 1 ? "" : "s", config.source);
+  absl::StrAppendFormat(&text, "  %-14s %-6s %-12s %-12s %s", "vm", "id", "quota", "region",
+                        "vhost-user socket");
   auto mib = [](uint64_t bytes) {
     return bytes == kUnlimited ? std::string("unlimited") : absl::StrFormat("%u MiB", bytes >> 20);
   };
   for (const GuestConfig& g : setup.guests) {
-    std::printf("  %-14s %-6u %-12s %-12s %s\n", g.name.c_str(), g.id.value(),
-                mib(g.quota_bytes).c_str(), mib(g.region_bytes).c_str(), g.socket.c_str());
+    absl::StrAppendFormat(&text, "\n  %-14s %-6u %-12s %-12s %s", g.name, g.id.value(),
+                          mib(g.quota_bytes), mib(g.region_bytes), g.socket);
   }
-  std::printf("rmemd: %zu heap%s\n", setup.policy.heaps.size(),
-              setup.policy.heaps.size() == 1 ? "" : "s");
+  Log(LogLevel::kInfo, text);
+  text = absl::StrFormat("%zu heap%s", setup.policy.heaps.size(),
+                         setup.policy.heaps.size() == 1 ? "" : "s");
   for (const HeapConfig& h : setup.policy.heaps) {
     std::vector<std::string> who;
     for (const HeapAccess& a : h.access) {
@@ -138,13 +179,12 @@ void PrintSetup(const RmemdConfig& config, const BrokerSetup& setup) {
       who.push_back(absl::StrCat(vm != nullptr ? vm->name : "?", a.may_allocate ? " (allocates) " : " ",
                                  a.max_rights.ToString()));
     }
-    std::printf("  %-14s on %s%s: %s\n", h.name.c_str(), absl::StrJoin(h.carveouts, ", ").c_str(),
-                h.cpu_map_allowed ? "" : " (device-only)", absl::StrJoin(who, "; ").c_str());
+    absl::StrAppendFormat(&text, "\n  %-14s on %s%s: %s", h.name, absl::StrJoin(h.carveouts, ", "),
+                          h.cpu_map_allowed ? "" : " (device-only)", absl::StrJoin(who, "; "));
   }
+  Log(LogLevel::kInfo, text);
 }
 
-// Serves the guests until SIGTERM or SIGINT: exit 0 after an orderly stop
-// (every connection ended, every VM torn down), 1 if it cannot start.
 struct StateChoice {
   std::string path = "/run/rmemd/state.db";  // "" : --no-state
   bool reset = false;
@@ -156,12 +196,8 @@ constexpr char kDefaultStateDir[] = "/run/rmemd";
 absl::StatusOr<std::unique_ptr<StateStore>> OpenState(const StateChoice& choice) {
   if (choice.path.empty()) return std::unique_ptr<StateStore>();
   if (choice.path.rfind(std::string(kDefaultStateDir) + "/", 0) == 0) {
-    // /run itself may be missing in a minimal initramfs.
-    for (const char* dir : {"/run", kDefaultStateDir}) {
-      if (mkdir(dir, dir == kDefaultStateDir ? 0700 : 0755) != 0 && errno != EEXIST) {
-        return absl::UnavailableError(
-            absl::StrCat("cannot create ", dir, " for the state: ", std::strerror(errno)));
-      }
+    if (absl::Status s = MakeParentDirectories(choice.path, 0700); !s.ok()) {
+      return absl::UnavailableError(absl::StrCat(s.message(), " for the state"));
     }
   }
   absl::StatusOr<std::unique_ptr<SqliteStateStore>> store =
@@ -170,32 +206,40 @@ absl::StatusOr<std::unique_ptr<StateStore>> OpenState(const StateChoice& choice)
   return std::unique_ptr<StateStore>(*std::move(store));
 }
 
+void RefuseToStart(const absl::Status& why) {
+  Log(LogLevel::kError, absl::StrCat("refusing to start: ", why.message()));
+}
+
+// Serves the guests until SIGTERM or SIGINT: exit 0 after an orderly stop
+// (every connection ended, every VM torn down), 1 if it cannot start.
+// `control`: the control socket's path ("": none).
 int Serve(const firmware_handoff::Platform& platform, const BrokerSetup& setup,
-          const std::string& memory_choice, const StateChoice& state_choice) {
+          const std::string& memory_choice, const StateChoice& state_choice,
+          const std::string& control) {
   absl::StatusOr<std::unique_ptr<CarveoutMemory>> memory =
       memory_choice == "standin" ? MakeMemfdCarveoutMemory(setup.carveouts)
                                  : OpenDeviceCarveoutMemory(memory_choice, setup.carveouts);
   if (!memory.ok()) {
-    std::fprintf(stderr,
-                 "rmemd: refusing to start: %s\n(load host_driver/rmem_carveout, or pass "
-                 "--memory standin for host memory that is NOT restricted)\n",
-                 std::string(memory.status().message()).c_str());
+    RefuseToStart(absl::Status(
+        memory.status().code(),
+        absl::StrCat(memory.status().message(),
+                     "\n(load host_driver/rmem_carveout, or pass --memory standin for host "
+                     "memory that is NOT restricted)")));
     return kRejected;
   }
-  std::printf("rmemd: carve-out memory: %s\n", (*memory)->Describe().c_str());
+  Log(LogLevel::kInfo, absl::StrCat("carve-out memory: ", (*memory)->Describe()));
   absl::StatusOr<std::unique_ptr<PlatformFirewalls>> firewalls =
       PlatformFirewalls::Create(platform, setup);
   if (!firewalls.ok()) {
-    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
-                 std::string(firewalls.status().message()).c_str());
+    RefuseToStart(firewalls.status());
     return kRejected;
   }
   for (const std::string& line : (*firewalls)->Describe()) {
-    std::printf("rmemd: firewall %s\n", line.c_str());
+    Log(LogLevel::kInfo, absl::StrCat("firewall ", line));
   }
   absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create();
   if (!loop.ok()) {
-    std::fprintf(stderr, "rmemd: %s\n", loop.status().ToString().c_str());
+    Log(LogLevel::kError, loop.status().ToString());
     return kRejected;
   }
   // SIGTERM / SIGINT (stop) and SIGUSR1 (firewall state) arrive on a
@@ -209,41 +253,53 @@ int Serve(const firmware_handoff::Platform& platform, const BrokerSetup& setup,
   signal(SIGPIPE, SIG_IGN);
   Fd signals(signalfd(-1, &stop, SFD_CLOEXEC | SFD_NONBLOCK));
   if (!signals.valid()) {
-    std::fprintf(stderr, "rmemd: signalfd: %s\n", std::strerror(errno));
+    Log(LogLevel::kError, absl::StrCat("signalfd: ", std::strerror(errno)));
     return kRejected;
   }
-  const PlatformFirewalls* firewall_state = firewalls->get();  // owned by the service
   absl::StatusOr<std::unique_ptr<StateStore>> state = OpenState(state_choice);
   if (!state.ok()) {
-    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
-                 std::string(state.status().message()).c_str());
+    RefuseToStart(state.status());
     return kRejected;
   }
   const bool persistent = *state != nullptr;
-  absl::StatusOr<std::unique_ptr<Service>> service = Service::Start(
-      setup, *std::move(memory), *std::move(firewalls),
-      Service::Options{.state = *std::move(state),
-                       .reconnect_grace = state_choice.reconnect_grace},
-      **loop);
+  absl::StatusOr<std::unique_ptr<Service>> service =
+      Service::Start(setup, *std::move(memory), *std::move(firewalls),
+                     Service::Options{.state = *std::move(state),
+                                      .state_path = state_choice.path,
+                                      .reconnect_grace = state_choice.reconnect_grace},
+                     **loop);
   if (!service.ok()) {
-    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
-                 std::string(service.status().message()).c_str());
+    RefuseToStart(service.status());
     return kRejected;
   }
   if (!persistent) {
-    std::printf("rmemd: state: in memory only (--no-state): a restart forgets every buffer\n");
+    Log(LogLevel::kInfo, "state: in memory only (--no-state): a restart forgets every buffer");
   } else {
     const Broker& broker = (*service)->broker();
-    std::printf("rmemd: state: %s%s: %zu buffers, %zu open offers\n", state_choice.path.c_str(),
-                state_choice.reset ? " (reset)" : "", broker.ledger().buffer_count(),
-                broker.ledger().txn_count());
+    Log(LogLevel::kInfo,
+        absl::StrFormat("state: %s%s: %zu buffers, %zu open offers", state_choice.path,
+                        state_choice.reset ? " (reset)" : "", broker.ledger().buffer_count(),
+                        broker.ledger().txn_count()));
     if (!(*service)->awaiting().empty()) {
       std::vector<std::string> names;
       for (VmId vm : (*service)->awaiting()) names.push_back(VmName(vm));
-      std::printf("rmemd: state: restored; waiting up to %s for the VMMs of %s to reconnect\n",
-                  absl::FormatDuration(state_choice.reconnect_grace).c_str(),
-                  absl::StrJoin(names, ", ").c_str());
+      Log(LogLevel::kInfo,
+          absl::StrCat("state: restored; waiting up to ",
+                       absl::FormatDuration(state_choice.reconnect_grace), " for the VMMs of ",
+                       absl::StrJoin(names, ", "), " to reconnect"));
     }
+  }
+  const Service* running = service->get();
+  std::unique_ptr<ControlServer> control_server;
+  if (!control.empty()) {
+    absl::StatusOr<std::unique_ptr<ControlServer>> started = ControlServer::Start(
+        **loop, control,
+        [running](const Json& request) { return AnswerControlRequest(*running, request); });
+    if (!started.ok()) {
+      RefuseToStart(started.status());
+      return kRejected;
+    }
+    control_server = *std::move(started);
   }
   uint64_t dumps = 0;
   absl::StatusOr<Watch> watch = (*loop)->Add(signals.get(), EPOLLIN, [&](uint32_t) {
@@ -251,34 +307,45 @@ int Serve(const firmware_handoff::Platform& platform, const BrokerSetup& setup,
     if (read(signals.get(), &info, sizeof(info)) != sizeof(info)) return;
     if (info.ssi_signo == SIGUSR1) {
       ++dumps;
-      std::printf("rmemd: firewall state #%llu, read from the models' registers:\n",
-                  static_cast<unsigned long long>(dumps));
-      for (const std::string& line : firewall_state->AccessMap()) {
-        std::printf("rmemd:   %s\n", line.c_str());
+      Log(LogLevel::kInfo,
+          absl::StrCat("firewall state #", dumps, ", read from the models' registers:"));
+      for (const std::string& line : running->firewalls().AccessMap()) {
+        Log(LogLevel::kInfo, absl::StrCat("  ", line));
       }
-      std::printf("rmemd: firewall state #%llu end\n", static_cast<unsigned long long>(dumps));
-      std::fflush(stdout);
+      Log(LogLevel::kInfo, absl::StrCat("firewall state #", dumps, " end"));
       return;
     }
-    std::printf("rmemd: %s: stopping\n", strsignal(static_cast<int>(info.ssi_signo)));
+    Log(LogLevel::kInfo, absl::StrCat(strsignal(static_cast<int>(info.ssi_signo)), ": stopping"));
     (*loop)->Stop();
   });
   if (!watch.ok()) {
-    std::fprintf(stderr, "rmemd: %s\n", watch.status().ToString().c_str());
+    Log(LogLevel::kError, watch.status().ToString());
     return kRejected;
   }
   for (const GuestConfig& g : setup.guests) {
-    std::printf("rmemd: serving %s (vm %u) on %s\n", g.name.c_str(), g.id.value(),
-                g.socket.c_str());
+    Log(LogLevel::kInfo,
+        absl::StrFormat("serving %s (vm %u) on %s", g.name, g.id.value(), g.socket));
   }
-  std::fflush(stdout);
+  if (control_server != nullptr) {
+    Log(LogLevel::kInfo, absl::StrCat("control socket: ", control));
+  }
   if (absl::Status s = (*loop)->Run(); !s.ok()) {
-    std::fprintf(stderr, "rmemd: event loop failed: %s\n", s.ToString().c_str());
+    Log(LogLevel::kError, absl::StrCat("event loop failed: ", s.ToString()));
     return kRejected;
   }
+  control_server.reset();
   service->reset();  // ends every connection: each VM is torn down
-  std::printf("rmemd: stopped\n");
+  Log(LogLevel::kInfo, "stopped");
   return 0;
+}
+
+// "NAME=PATH" of --socket-path.
+bool SplitSocketPath(const std::string& arg, std::string* name, std::string* path) {
+  const size_t eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size()) return false;
+  *name = arg.substr(0, eq);
+  *path = arg.substr(eq + 1);
+  return true;
 }
 
 int Main(const std::vector<std::string>& args) {
@@ -289,10 +356,17 @@ int Main(const std::vector<std::string>& args) {
   std::string memory_choice = "/dev/rmem-carveout";
   StateChoice state_choice;
   bool state_given = false, no_state = false;
+  std::optional<std::string> control;  // --control
+  bool no_control = false;
+  std::vector<std::pair<std::string, std::string>> socket_paths;  // --socket-path
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--help" || a == "-h") {
       std::fputs(kUsageText, stdout);
+      return 0;
+    }
+    if (a == "--print-capabilities") {
+      std::fputs(kCapabilities, stdout);
       return 0;
     }
     if (a == "--check-firmware") {
@@ -318,6 +392,26 @@ int Main(const std::vector<std::string>& args) {
       }
       ++i;
       state_choice.reconnect_grace = absl::Seconds(seconds);
+    } else if (a == "--control") {
+      if (i + 1 >= args.size() || args[i + 1].empty()) return Usage("--control needs a PATH");
+      control = args[++i];
+    } else if (a == "--no-control") {
+      no_control = true;
+    } else if (a == "--socket-path") {
+      std::string name, path;
+      if (i + 1 >= args.size() || !SplitSocketPath(args[i + 1], &name, &path)) {
+        return Usage(
+            absl::StrCat("--socket-path needs NAME=PATH (a [[vm]] name and a socket), not '",
+                         i + 1 < args.size() ? args[i + 1] : "", "'"));
+      }
+      ++i;
+      socket_paths.emplace_back(name, path);
+    } else if (a == "--log-level") {
+      const std::optional<LogLevel> level =
+          i + 1 < args.size() ? ParseLogLevel(args[i + 1]) : std::nullopt;
+      if (!level) return Usage("--log-level needs error, warn, info or debug");
+      ++i;
+      SetLogLevel(*level);
     } else if (a == "--config") {
       if (i + 1 >= args.size()) return Usage("--config needs a FILE");
       config_path = args[++i];
@@ -336,10 +430,14 @@ int Main(const std::vector<std::string>& args) {
   if (no_state && (state_given || state_choice.reset)) {
     return Usage("--no-state cannot go with --state or --reset-state");
   }
+  if (no_control && control) return Usage("--no-control cannot go with --control");
   if (no_state) state_choice.path.clear();
+  if (config_path.empty() && !socket_paths.empty()) {
+    return Usage("--socket-path needs --config FILE");
+  }
   absl::StatusOr<firmware_handoff::PlatformResult> result = ReadFirmware(source);
   if (!result.ok()) {
-    std::fprintf(stderr, "rmemd: %s\n", std::string(result.status().message()).c_str());
+    Log(LogLevel::kError, std::string(result.status().message()));
     return kUsage;
   }
   if (check) {
@@ -347,36 +445,64 @@ int Main(const std::vector<std::string>& args) {
     return std::holds_alternative<firmware_handoff::HandoffError>(*result) ? kRejected : 0;
   }
   if (const auto* e = std::get_if<firmware_handoff::HandoffError>(&*result)) {
-    std::fprintf(stderr, "rmemd: refusing to start: %s: %s: %s\n", Describe(source).c_str(),
-                 firmware_handoff::ErrorKindName(e->kind), e->message.c_str());
+    Log(LogLevel::kError, absl::StrCat("refusing to start: ", Describe(source), ": ",
+                                       firmware_handoff::ErrorKindName(e->kind), ": ", e->message));
     return kRejected;
   }
   const firmware_handoff::Platform& platform = std::get<firmware_handoff::Platform>(*result);
   if (check_config && config_path.empty()) return Usage("--check-config needs --config FILE");
   if (!check_config) PrintPlatform(source, platform);
   if (config_path.empty()) {
-    std::printf("rmemd: no --config: nothing to serve; exiting\n");
+    Log(LogLevel::kInfo, "no --config: nothing to serve; exiting");
     return 0;
   }
   absl::StatusOr<RmemdConfig> config = LoadConfig(config_path);
   if (!config.ok() && config.status().code() == absl::StatusCode::kNotFound) {
-    std::fprintf(stderr, "rmemd: %s\n", std::string(config.status().message()).c_str());
+    Log(LogLevel::kError, std::string(config.status().message()));
     return kUsage;
+  }
+  if (config.ok()) {
+    for (const std::pair<std::string, std::string>& moved : socket_paths) {
+      const std::string& name = moved.first;
+      const std::string& path = moved.second;
+      auto it = std::find_if(config->guests.begin(), config->guests.end(),
+                             [&](const GuestConfig& g) { return g.name == name; });
+      if (it == config->guests.end()) {
+        std::vector<std::string> names;
+        for (const GuestConfig& g : config->guests) names.push_back(g.name);
+        return Usage(absl::StrCat("--socket-path ", name, "=", path, ": ", config_path,
+                                  " has no [[vm]] named '", name,
+                                  "' (it has: ", absl::StrJoin(names, ", "), ")"));
+      }
+      it->socket = path;
+    }
+    if (control) config->control = *control;
+    if (no_control) config->control.clear();
+    for (const GuestConfig& g : config->guests) {
+      const bool twice =
+          std::count_if(config->guests.begin(), config->guests.end(),
+                        [&](const GuestConfig& o) { return o.socket == g.socket; }) > 1;
+      if (twice || g.socket == config->control) {
+        return Usage(absl::StrCat("the socket of guest ", g.name, ", ", g.socket,
+                                  ", is also the socket of ",
+                                  twice ? "another guest" : "the control socket"));
+      }
+    }
   }
   absl::StatusOr<BrokerSetup> setup =
       config.ok() ? MakeBrokerSetup(platform, *config) : config.status();
   if (!setup.ok()) {
-    std::fprintf(stderr, "rmemd: refusing to start: %s\n",
-                 std::string(setup.status().message()).c_str());
+    RefuseToStart(setup.status());
     return kRejected;
   }
   if (check_config) {
-    std::printf("rmemd: %s fits %s: %zu guests, %zu heaps\n", config_path.c_str(),
-                Describe(source).c_str(), setup->guests.size(), setup->policy.heaps.size());
+    Log(LogLevel::kInfo,
+        absl::StrFormat("%s fits %s: %zu guests, %zu heaps", config_path, Describe(source),
+                        setup->guests.size(), setup->policy.heaps.size()));
     return 0;
   }
   PrintSetup(*config, *setup);
-  return Serve(platform, *setup, memory_choice, state_choice);
+  return Serve(platform, *setup, memory_choice, state_choice, config->control);
 }
 
 }  // namespace

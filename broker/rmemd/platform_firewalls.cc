@@ -124,21 +124,23 @@ absl::StatusOr<std::unique_ptr<PlatformFirewalls>> PlatformFirewalls::Create(
           names.empty() ? "" : absl::StrCat(": carve-outs ", absl::StrJoin(names, ", "),
                                             " would be unguarded")));
     }
-    for (size_t i : guarded) fw->carveouts_.emplace_back(pages(i), c.get());
+    for (size_t i : guarded) {
+      fw->carveouts_.push_back({pages(i), c.get(), platform.carveouts[i].firewall->index});
+    }
     fw->controllers_.push_back(std::move(c));
   }
   for (size_t i = 0; i < platform.carveouts.size(); ++i) {
     if (!platform.carveouts[i].firewall) {
-      fw->carveouts_.emplace_back(
-          *PageRange::FromBytes(setup.carveouts[i].base, setup.carveouts[i].size), nullptr);
+      fw->carveouts_.push_back(
+          {*PageRange::FromBytes(setup.carveouts[i].base, setup.carveouts[i].size), nullptr, 0});
     }
   }
   return fw;
 }
 
 absl::StatusOr<PlatformFirewalls::Controller*> PlatformFirewalls::Route(PageRange pages) const {
-  for (const auto& [range, controller] : carveouts_) {
-    if (range.Contains(pages)) return controller;
+  for (const GuardedCarveout& g : carveouts_) {
+    if (g.pages.Contains(pages)) return g.controller;
   }
   return absl::InvalidArgumentError(
       absl::StrCat(pages.ToString(), " is not inside one carve-out"));
@@ -178,8 +180,8 @@ std::vector<std::string> PlatformFirewalls::Describe() const {
                                "restricted)"));
   }
   std::vector<std::string> unguarded;
-  for (const auto& [range, controller] : carveouts_) {
-    if (controller == nullptr) unguarded.push_back(range.ToString());
+  for (const GuardedCarveout& g : carveouts_) {
+    if (g.controller == nullptr) unguarded.push_back(g.pages.ToString());
   }
   if (!unguarded.empty()) {
     out.push_back(absl::StrCat("carve-outs ", absl::StrJoin(unguarded, ", "),
@@ -189,44 +191,61 @@ std::vector<std::string> PlatformFirewalls::Describe() const {
   return out;
 }
 
-std::vector<std::string> PlatformFirewalls::AccessMap() const {
-  std::vector<std::string> out;
-  for (const auto& entry : carveouts_) {
-    const PageRange range = entry.first;
-    const Controller* controller = entry.second;
-    if (controller == nullptr || controller->model == nullptr) continue;
-    const FirewallModel& hw = *controller->model;
+std::vector<PlatformFirewalls::AccessRun> PlatformFirewalls::AccessRuns() const {
+  constexpr uint32_t kIds = 16;
+  std::vector<AccessRun> out;
+  for (const GuardedCarveout& g : carveouts_) {
+    if (g.controller == nullptr || g.controller->model == nullptr) continue;
+    const FirewallModel& hw = *g.controller->model;
     auto access_at = [&](uint64_t address) {
-      std::vector<Access> v(16, Access::kNone);
-      for (uint32_t id = 0; id < 16; ++id) {
-        if (hw.Permits({.address = address, .write = false, .id = id})) v[id] = v[id] | Access::kRead;
-        if (hw.Permits({.address = address, .write = true, .id = id})) v[id] = v[id] | Access::kWrite;
+      std::vector<std::pair<uint32_t, Access>> ids;
+      for (uint32_t id = 0; id < kIds; ++id) {
+        Access a = Access::kNone;
+        if (hw.Permits({.address = address, .write = false, .id = id})) a = a | Access::kRead;
+        if (hw.Permits({.address = address, .write = true, .id = id})) a = a | Access::kWrite;
+        if (a != Access::kNone) ids.emplace_back(id, a);
       }
-      return v;
+      return ids;
     };
-    auto flush = [&](uint64_t from, uint64_t to, const std::vector<Access>& v) {
-      std::vector<std::string> who;
-      for (uint32_t id = 0; id < v.size(); ++id) {
-        if (v[id] != Access::kNone) who.push_back(absl::StrCat(id, " ", AccessName(v[id])));
-      }
-      if (who.empty()) return;
-      out.push_back(absl::StrCat(controller->node, " ",
-                                 PageRange::FromBytes(PhysAddr(from), to - from)->ToString(), ": ",
-                                 absl::StrJoin(who, ", ")));
+    auto flush = [&](uint64_t from, uint64_t to, std::vector<std::pair<uint32_t, Access>> ids) {
+      if (ids.empty()) return;
+      out.push_back(AccessRun{.controller = g.controller->node,
+                              .pages = *PageRange::FromBytes(PhysAddr(from), to - from),
+                              .ids = std::move(ids)});
     };
-    uint64_t run_start = range.base().value();
-    std::vector<Access> run = access_at(run_start);
-    for (uint64_t p = range.first().value() + 1; p < range.end().value(); ++p) {
+    uint64_t run_start = g.pages.base().value();
+    std::vector<std::pair<uint32_t, Access>> run = access_at(run_start);
+    for (uint64_t p = g.pages.first().value() + 1; p < g.pages.end().value(); ++p) {
       const uint64_t address = Pfn(p).addr().value();
-      std::vector<Access> here = access_at(address);
+      std::vector<std::pair<uint32_t, Access>> here = access_at(address);
       if (here == run) continue;
-      flush(run_start, address, run);
+      flush(run_start, address, std::move(run));
       run_start = address;
       run = std::move(here);
     }
-    flush(run_start, range.end().addr().value(), run);
+    flush(run_start, g.pages.end().addr().value(), std::move(run));
   }
   return out;
+}
+
+std::vector<std::string> PlatformFirewalls::AccessMap() const {
+  std::vector<std::string> out;
+  for (const AccessRun& r : AccessRuns()) {
+    std::vector<std::string> who;
+    for (const auto& [id, access] : r.ids) who.push_back(absl::StrCat(id, " ", AccessName(access)));
+    out.push_back(
+        absl::StrCat(r.controller, " ", r.pages.ToString(), ": ", absl::StrJoin(who, ", ")));
+  }
+  return out;
+}
+
+std::optional<PlatformFirewalls::Guard> PlatformFirewalls::GuardOf(PageRange carveout) const {
+  for (const GuardedCarveout& g : carveouts_) {
+    if (g.pages == carveout && g.controller != nullptr) {
+      return Guard{.controller = g.controller->node, .index = g.index};
+    }
+  }
+  return std::nullopt;
 }
 
 FirewallModel* PlatformFirewalls::model(const std::string& node) const {

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,12 +52,30 @@ class PlatformFirewalls : public Firewall {
   // One line per controller (and one for unguarded carve-outs), for the
   // start-up log.
   std::vector<std::string> Describe() const;
+
+  // Pages behind one controller on which every id has the same access.
+  struct AccessRun {
+    std::string controller;
+    PageRange pages;
+    std::vector<std::pair<uint32_t, Access>> ids;  // the ids with some access, ascending
+  };
   // What the hardware (each model) lets every id 0..15 do on every page of
-  // the carve-outs behind it, as runs of pages with equal access:
-  // "<controller> [base, end): 4 read+write, 5 read". Only runs where some
-  // id may do something. Read from the models' registers, not from the
-  // drivers' bookkeeping.
+  // the carve-outs behind it, as runs of pages with equal access, by
+  // carve-out then address. Only runs where some id may do something. Read
+  // from the models' registers, not from the drivers' bookkeeping.
+  std::vector<AccessRun> AccessRuns() const;
+  // AccessRuns as lines "<controller> [base, end): 4 read+write, 5 read"
+  // (rmemd's SIGUSR1 dump).
   std::vector<std::string> AccessMap() const;
+
+  // What guards a carve-out: its controller and the region (TZC-400) or
+  // block set firmware named for it (rmem,firewall).
+  struct Guard {
+    std::string controller;
+    uint32_t index = 0;
+  };
+  // nullopt: `carveout` (a carve-out's pages) has no rmem,firewall.
+  std::optional<Guard> GuardOf(PageRange carveout) const;
   // The hardware model behind controller `node` (tests ask it what a DMA
   // master may do); nullptr if there is none.
   FirewallModel* model(const std::string& node) const;
@@ -67,8 +86,13 @@ class PlatformFirewalls : public Firewall {
   // nullptr: the carve-out is unguarded. InvalidArgument: not in one.
   absl::StatusOr<Controller*> Route(PageRange pages) const;
 
+  struct GuardedCarveout {
+    PageRange pages;
+    Controller* controller;  // nullptr: unguarded
+    uint32_t index;          // its rmem,firewall index at the controller
+  };
   std::vector<std::unique_ptr<Controller>> controllers_;
-  std::vector<std::pair<PageRange, Controller*>> carveouts_;
+  std::vector<GuardedCarveout> carveouts_;
   UnenforcedFirewall unguarded_;
 };
 

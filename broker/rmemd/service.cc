@@ -4,31 +4,31 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "base/sys_error.h"
 
 namespace rmem::rmemd {
 
-absl::StatusOr<std::unique_ptr<Service>> Service::Start(const BrokerSetup& setup,
-                                                        std::unique_ptr<CarveoutMemory> memory,
-                                                        std::unique_ptr<Firewall> firewall,
-                                                        Options options, EventLoop& loop) {
+absl::StatusOr<std::unique_ptr<Service>> Service::Start(
+    const BrokerSetup& setup, std::unique_ptr<CarveoutMemory> memory,
+    std::unique_ptr<PlatformFirewalls> firewalls, Options options, EventLoop& loop) {
   std::unique_ptr<Service> s(new Service());
   s->memory_ = std::move(memory);
-  s->firewall_ = std::move(firewall);
+  s->firewalls_ = std::move(firewalls);
+  s->guest_configs_ = setup.guests;
   s->state_ = std::move(options.state);
+  s->state_path_ = std::move(options.state_path);
   s->stage2_ = std::make_unique<ShmRegionStage2>(*s->memory_);
   s->scrubber_ = std::make_unique<CarveoutScrubber>(*s->memory_);
   BrokerOptions broker_options;
   broker_options.max_receivers = setup.max_receivers;
-  absl::StatusOr<std::unique_ptr<Broker>> broker =
-      Broker::Create(setup.carveouts, setup.policy,
-                     Backends{s->stage2_.get(), s->firewall_.get(), s->scrubber_.get(),
-                              s->state_.get()},
-                     broker_options);
+  absl::StatusOr<std::unique_ptr<Broker>> broker = Broker::Create(
+      setup.carveouts, setup.policy,
+      Backends{s->stage2_.get(), s->firewalls_.get(), s->scrubber_.get(), s->state_.get()},
+      broker_options);
   if (!broker.ok()) return broker.status();
   s->broker_ = *std::move(broker);
   s->awaiting_ = s->broker_->VmsWithState();
@@ -62,9 +62,9 @@ absl::StatusOr<std::unique_ptr<Service>> Service::Start(const BrokerSetup& setup
 void Service::OnTick() {
   if (broker_->state_behind()) {
     if (absl::Status st = broker_->CatchUpState(); !st.ok()) {
-      std::fprintf(stderr, "rmemd: state: still not recorded: %s\n", st.ToString().c_str());
+      Log(LogLevel::kError, absl::StrCat("state: still not recorded: ", st.ToString()));
     } else {
-      std::printf("rmemd: state: recorded again\n");
+      Log(LogLevel::kInfo, "state: recorded again");
     }
   }
   if (awaiting_.empty()) return;
@@ -76,10 +76,10 @@ void Service::OnTick() {
   });
   if (awaiting_.empty() || absl::Now() < grace_deadline_) return;
   for (VmId vm : awaiting_) {
-    std::printf("rmemd: %s: its VMM did not come back after the restart: torn down\n",
-                VmName(vm).c_str());
+    Log(LogLevel::kInfo,
+        absl::StrCat(VmName(vm), ": its VMM did not come back after the restart: torn down"));
     if (absl::Status st = broker_->TeardownVm(vm); !st.ok()) {
-      std::fprintf(stderr, "rmemd: %s\n", st.ToString().c_str());
+      Log(LogLevel::kError, st.ToString());
     }
   }
   awaiting_.clear();

@@ -25,8 +25,8 @@
 #include "broker/backend/carveout_memory.h"
 #include "broker/backend/scrubber.h"
 #include "broker/backend/shm_region_stage2.h"
-#include "broker/backend/firewall.h"
 #include "broker/broker.h"
+#include "broker/rmemd/platform_firewalls.h"
 #include "broker/rmemd/setup.h"
 #include "broker/state/state_store.h"
 #include "virtio_rmem/guest_device.h"
@@ -39,6 +39,7 @@ class Service {
   struct Options {
     // nullptr: the broker's state lives in memory only.
     std::unique_ptr<StateStore> state;
+    std::string state_path;  // where `state` keeps it, for status
     absl::Duration reconnect_grace = absl::Seconds(30);
   };
   // Builds the broker (restoring what the store holds, scrubbing every
@@ -46,10 +47,9 @@ class Service {
   // broker's (InvalidArgument; FailedPrecondition or the store's for a
   // state it cannot restore), the server's (a socket path in use, not
   // creatable).
-  static absl::StatusOr<std::unique_ptr<Service>> Start(const BrokerSetup& setup,
-                                                        std::unique_ptr<CarveoutMemory> memory,
-                                                        std::unique_ptr<Firewall> firewall,
-                                                        Options options, EventLoop& loop);
+  static absl::StatusOr<std::unique_ptr<Service>> Start(
+      const BrokerSetup& setup, std::unique_ptr<CarveoutMemory> memory,
+      std::unique_ptr<PlatformFirewalls> firewalls, Options options, EventLoop& loop);
   ~Service();
 
   Broker& broker() { return *broker_; }
@@ -57,6 +57,19 @@ class Service {
   const std::vector<VmId>& awaiting() const { return awaiting_; }
   const std::vector<std::unique_ptr<virtio_rmem::GuestDevice>>& guests() const { return guests_; }
   virtio_rmem::VhostUserServer& server() { return *server_; }
+
+  // Read-only views for rmemd's status (status.h) and control socket.
+  const Broker& broker() const { return *broker_; }
+  // The configured guests, in configuration order (as guests()).
+  const std::vector<GuestConfig>& guest_configs() const { return guest_configs_; }
+  const virtio_rmem::VhostUserServer& server() const { return *server_; }
+  const ShmRegionStage2& stage2() const { return *stage2_; }
+  const CarveoutScrubber& scrubber() const { return *scrubber_; }
+  const CarveoutMemory& memory() const { return *memory_; }
+  const PlatformFirewalls& firewalls() const { return *firewalls_; }
+  // nullptr: the state lives in memory only (--no-state).
+  StateStore* state() const { return state_.get(); }
+  const std::string& state_path() const { return state_path_; }
 
  private:
   Service() = default;
@@ -68,9 +81,11 @@ class Service {
   std::unique_ptr<CarveoutMemory> memory_;
   std::unique_ptr<ShmRegionStage2> stage2_;
   std::unique_ptr<CarveoutScrubber> scrubber_;
-  std::unique_ptr<Firewall> firewall_;  // outlives the broker
+  std::unique_ptr<PlatformFirewalls> firewalls_;  // outlives the broker
   std::unique_ptr<StateStore> state_;   // outlives the broker
+  std::string state_path_;
   std::unique_ptr<Broker> broker_;
+  std::vector<GuestConfig> guest_configs_;
   std::vector<VmId> awaiting_;
   absl::Time grace_deadline_;
   Fd tick_;

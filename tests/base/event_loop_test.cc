@@ -3,6 +3,7 @@
 // run on the next iteration, also when posted from another thread.
 #include "base/event_loop.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -99,6 +100,29 @@ TEST(EventLoopTest, Add_RegularFile_InvalidArgument) {
   unlink(path);
   EXPECT_EQ(loop->Add(file.get(), EPOLLIN, [](uint32_t) {}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+TEST(EventLoopTest, Modify_ChangesWhatTheWatchWaitsFor) {
+  auto loop = MakeLoop();
+  int fds[2];
+  ASSERT_EQ(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+  Fd read_end(fds[0]), write_end(fds[1]);
+  int calls = 0;
+  uint32_t seen = 0;
+  absl::StatusOr<Watch> w = loop->Add(write_end.get(), EPOLLIN, [&](uint32_t events) {
+    ++calls;
+    seen = events;
+  });
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(loop->RunOnce(absl::ZeroDuration()).ok());
+  EXPECT_EQ(calls, 0) << "a pipe's write end is never readable";
+  w->Modify(EPOLLOUT);
+  ASSERT_TRUE(loop->RunOnce(absl::ZeroDuration()).ok());
+  EXPECT_EQ(calls, 1) << "but writable";
+  EXPECT_TRUE(seen & EPOLLOUT);
+  w->Modify(EPOLLIN);
+  ASSERT_TRUE(loop->RunOnce(absl::ZeroDuration()).ok());
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace

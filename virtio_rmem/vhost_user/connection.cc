@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "base/unix_socket.h"
 #include "broker/check.h"
 #include "virtio_rmem/vhost_user/limits.h"
 #include "virtio_rmem/vhost_user/log.h"
@@ -639,10 +640,8 @@ absl::Status Connection::UnmapShmem(uint8_t region_id, uint64_t region_offset, u
 }
 
 int Connection::peer_pid() const {
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (getsockopt(socket_.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return 0;
-  return cred.pid;
+  absl::StatusOr<PeerCredentials> peer = PeerOf(socket_.get());
+  return peer.ok() ? peer->pid : 0;
 }
 
 }  // namespace rmem::virtio_rmem

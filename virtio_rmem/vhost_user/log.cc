@@ -1,6 +1,6 @@
 #include "virtio_rmem/vhost_user/log.h"
 
-#include <cstdio>
+#include "base/log.h"
 
 namespace rmem::virtio_rmem {
 namespace {
@@ -16,7 +16,7 @@ void Log(absl::string_view line) {
     g_sink(line);
     return;
   }
-  std::fprintf(stderr, "rmemd: %.*s\n", static_cast<int>(line.size()), line.data());
+  ::rmem::Log(LogLevel::kInfo, line);
 }
 
 }  // namespace rmem::virtio_rmem

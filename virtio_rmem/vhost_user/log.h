@@ -1,7 +1,7 @@
-// Where the back-end's log lines go: one line per event, "rmemd: ..." on
-// stderr unless the program says otherwise (rmemd's own log later; the
-// fuzzers, which would otherwise print a line per input, discard them).
-// Loop thread only.
+// Where the back-end's log lines go: one line per event, to rmemd's log
+// (base/log.h) at info level unless the program says otherwise (the fuzzers
+// and benchmarks, which would otherwise print a line per input, discard
+// them). Loop thread only.
 #pragma once
 
 #include "absl/strings/string_view.h"

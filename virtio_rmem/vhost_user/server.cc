@@ -2,15 +2,10 @@
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
-#include "base/sys_error.h"
+#include "base/unix_socket.h"
 #include "broker/types.h"
 #include "vhost_user/protocol.h"
 #include "virtio_rmem/vhost_user/limits.h"
@@ -55,41 +50,6 @@ absl::Status CheckDevice(const std::string& name, const VirtioDevice& device) {
     return bad(absl::StrCat("config space is over ", vhost_user::kMaxConfigSize, " bytes"));
   }
   return absl::OkStatus();
-}
-
-// A listening socket at `path`, replacing a stale one.
-absl::StatusOr<Fd> Listen(const std::string& guest, const std::string& path) {
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("guest ", guest, ": socket path \"", path,
-                                                   "\" must be 1 to ", sizeof(addr.sun_path) - 1,
-                                                   " bytes"));
-  }
-  std::memcpy(addr.sun_path, path.data(), path.size());
-  const auto* sa = reinterpret_cast<const sockaddr*>(&addr);
-  struct stat st;
-  if (lstat(path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "guest ", guest, ": ", path, " exists and is not a socket; not removing it"));
-    }
-    Fd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!probe.valid()) return ErrnoError("socket");
-    if (connect(probe.get(), sa, sizeof(addr)) == 0) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("guest ", guest, ": something listens on ", path, " (another rmemd?)"));
-    }
-    if (errno != ECONNREFUSED) return ErrnoError(absl::StrCat("probing ", path));
-    if (unlink(path.c_str()) != 0) return ErrnoError(absl::StrCat("removing stale ", path));
-  } else if (errno != ENOENT) {
-    return ErrnoError(absl::StrCat("lstat ", path));
-  }
-  Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) return ErrnoError("socket");
-  if (bind(fd.get(), sa, sizeof(addr)) != 0) return ErrnoError(absl::StrCat("bind ", path));
-  if (listen(fd.get(), kListenBacklog) != 0) return ErrnoError(absl::StrCat("listen ", path));
-  return fd;
 }
 
 }  // namespace
@@ -159,8 +119,11 @@ absl::Status VhostUserServer::AddGuest(const GuestConfig& config, VirtioDevice& 
     }
   }
   if (absl::Status s = CheckDevice(config.name, device); !s.ok()) return s;
-  absl::StatusOr<Fd> listener = Listen(config.name, config.socket_path);
-  if (!listener.ok()) return listener.status();
+  absl::StatusOr<Fd> listener = ListenUnix(config.socket_path, kListenBacklog);
+  if (!listener.ok()) {
+    return absl::Status(listener.status().code(),
+                        absl::StrCat("guest ", config.name, ": ", listener.status().message()));
+  }
 
   auto e = std::unique_ptr<Endpoint>(new Endpoint{.name = config.name,
                                                   .path = config.socket_path,

@@ -68,6 +68,7 @@ TEST(RmemdConfig, TheDocumentedExampleFitsTheDefaultPlatform) {
   absl::StatusOr<RmemdConfig> c = LoadConfig(path);
   ASSERT_TRUE(c.ok()) << c.status();
   ASSERT_EQ(c->guests.size(), 3u);
+  EXPECT_EQ(c->control, "/run/rmemd/control");
   EXPECT_EQ(c->guests[0].name, "decrypt");
   EXPECT_EQ(c->guests[0].quota_bytes, 48u << 20);
   EXPECT_EQ(c->guests[1].region_bytes, kDefaultRegionSize);
@@ -104,6 +105,18 @@ TEST(RmemdConfig, MinimalDefaults) {
   EXPECT_TRUE(c->heaps[0].cpu_map);
   EXPECT_FALSE(c->heaps[0].owner_may_revoke);
   EXPECT_EQ(c->heaps[0].max_align, kDefaultMaxAlign);
+  EXPECT_EQ(c->control, "/run/rmemd/control");
+}
+
+TEST(RmemdConfig, ControlSocket) {
+  absl::StatusOr<RmemdConfig> c =
+      ParseConfig(std::string(kMinimal) + "[broker]\ncontrol = \"/tmp/ctl\"\n", "test.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->control, "/tmp/ctl");
+  EXPECT_THAT(ParseError(std::string(kMinimal) + "[broker]\ncontrol = 1\n"),
+              HasSubstr("'control' in [broker] must be a non-empty string"));
+  EXPECT_THAT(ParseError("[broker]\ncontrol = \"/tmp/a.sock\"\n" + std::string(kMinimal)),
+              HasSubstr("socket /tmp/a.sock is already used (by [broker] control)"));
 }
 
 TEST(RmemdConfig, SyntaxError_NamesFileAndLine) {

@@ -5,7 +5,8 @@
 // InProcessService runs the real service as rmemd does: a configuration
 // file (its sockets moved to a scratch directory) over the embedded default
 // platform, the broker on carve-out memory (the memfd STAND-IN), one
-// vhost-user socket per guest, all on one event-loop thread.
+// vhost-user socket per guest and the control socket, all on one
+// event-loop thread.
 //
 // A Guest is one VM as its VMM and driver see the device: rmem-vmm's own
 // VhostUserFrontend and ShmWindows (which mmap every SHMEM_MAP piece from
@@ -45,6 +46,8 @@
 #include "broker/check.h"
 #include "broker/platform/default_platform.h"
 #include "broker/rmemd/config.h"
+#include "broker/rmemd/control_commands.h"
+#include "broker/rmemd/control_server.h"
 #include "broker/rmemd/platform_firewalls.h"
 #include "broker/rmemd/service.h"
 #include "broker/rmemd/setup.h"
@@ -122,6 +125,7 @@ class InProcessService {
         ParseConfig(absl::StrReplaceAll(text.str(), {{"/run/rmemd", s->dir_}}), config_path);
     if (!config.ok()) return config.status();
     s->config_ = *std::move(config);
+    s->config_.control = s->dir_ + "/control";
     firmware_handoff::PlatformResult result =
         firmware_handoff::ReadPlatformFromFdt(platform::DefaultPlatformDtb());
     const auto* platform = std::get_if<firmware_handoff::Platform>(&result);
@@ -143,6 +147,12 @@ class InProcessService {
                        Service::Options{.state = std::move(state)}, *s->loop_);
     if (!service.ok()) return service.status();
     s->service_ = *std::move(service);
+    const Service* running = s->service_.get();
+    absl::StatusOr<std::unique_ptr<ControlServer>> control = ControlServer::Start(
+        *s->loop_, s->config_.control,
+        [running](const Json& request) { return AnswerControlRequest(*running, request); });
+    if (!control.ok()) return control.status();
+    s->control_ = *std::move(control);
     EventLoop* l = s->loop_.get();
     s->thread_ = std::thread([l] { EXPECT_TRUE(l->Run().ok()); });
     return s;
@@ -162,6 +172,7 @@ class InProcessService {
     if (service_ == nullptr) return;
     loop_->Stop();
     thread_.join();
+    control_.reset();
     service_.reset();
   }
 
@@ -177,6 +188,8 @@ class InProcessService {
   Service& service() { return *service_; }
   PlatformFirewalls& firewalls() { return *firewalls_; }  // owned by the service
   const RmemdConfig& config() const { return config_; }
+  // rmemd's control socket (in the scratch directory).
+  const std::string& control_path() const { return config_.control; }
 
  private:
   InProcessService() = default;
@@ -185,6 +198,7 @@ class InProcessService {
   PlatformFirewalls* firewalls_ = nullptr;
   std::unique_ptr<EventLoop> loop_;
   std::unique_ptr<Service> service_;
+  std::unique_ptr<ControlServer> control_;
   std::thread thread_;
 };
 
@@ -475,6 +489,24 @@ inline std::vector<uint8_t> ByBuffer(Guest& g, uint32_t type, uint64_t buffer) {
 inline std::vector<uint8_t> Reclaim(Guest& g, uint64_t buffer) {
   return g.Request(ReclaimRequest(buffer));
 }
+// decrypt's way of handing a frame on: a SHARE of `owner`'s `buffer` with
+// `receiver` (VM `to`), then its RETRIEVE there. nullopt when either is
+// refused.
+struct SharedAndRetrieved {
+  uint64_t handle = 0;
+  virtio_rmem_resp_retrieve retrieved{};
+};
+inline std::optional<SharedAndRetrieved> ShareAndRetrieve(Guest& owner, uint64_t buffer,
+                                                          Guest& receiver, VmId to,
+                                                          uint32_t rights) {
+  const std::vector<uint8_t> offer = Offer(owner, VIRTIO_RMEM_REQ_SHARE, buffer, to, rights);
+  if (StatusOf(offer) != VIRTIO_RMEM_S_OK) return std::nullopt;
+  const uint64_t handle = virtio_rmem::ReadWire<virtio_rmem_resp_offer>(offer).handle;
+  const std::vector<uint8_t> got = ByHandle(receiver, VIRTIO_RMEM_REQ_RETRIEVE, handle);
+  if (StatusOf(got) != VIRTIO_RMEM_S_OK) return std::nullopt;
+  return SharedAndRetrieved{handle, virtio_rmem::ReadWire<virtio_rmem_resp_retrieve>(got)};
+}
+
 // Keeps `guest`'s request queue full of copies of `request` from a thread
 // of its own: posts until max_in_flight() are unanswered, kicks, and
 // re-posts as answers come, until stopped. Nothing else may drive `guest`

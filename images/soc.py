@@ -10,7 +10,8 @@ SocResult.markers.
 
 As a program: `python3 images/soc.py <scenario> [--mode m] [--timeout s]`
 prints the console and a verdict, and exits 0 iff the scenario ended with
-`RMEM-L1-DONE rc=0`.
+`RMEM-L1-DONE rc=0`; with `--stream` it prints the console as it comes,
+without the kernels' own log lines.
 """
 
 import argparse
@@ -21,6 +22,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +46,9 @@ MODES = {"vhe": "", "nvhe": "kvm-arm.mode=nvhe",
          "protected": "kvm-arm.mode=protected"}
 
 MARKER = re.compile(r"^(RMEM-[A-Za-z0-9_-]+)(?:\s+(.*))?$")
+# A kernel's own log line ("[   12.345678] ..."), in L1 or, after the
+# "<guest>: " prefix an L1 scenario gives its guests' consoles, in L2.
+KERNEL_LOG = re.compile(r"^(?:[\w-]+: )?\[\s*\d+\.\d+\]")
 
 
 class SocError(Exception):
@@ -162,10 +167,12 @@ def qemu_command(scenario, mode, smp, mem_mb, extra_append, carveouts=None):
 
 
 def boot(scenario, mode="vhe", timeout=120, smp=DEFAULT_SMP,
-         mem_mb=DEFAULT_MEM_MB, extra_append="", carveouts=None):
+         mem_mb=DEFAULT_MEM_MB, extra_append="", carveouts=None, on_line=None):
     """Boots the SoC into L1 scenario `scenario` with KVM in `mode`; kills
     QEMU after `timeout` seconds. `carveouts`: another .dtsi than the
-    platform's (experiments). Raises SocError if the images are missing."""
+    platform's (experiments). `on_line(line)`, if given, is called with
+    each console line (without its end) the moment it is complete. Raises
+    SocError if the images are missing."""
     for image in ("Image", "l1.cpio"):
         if not (OUT / image).exists():
             raise SocError(f"{OUT / image} is missing: run images/build")
@@ -175,16 +182,30 @@ def boot(scenario, mode="vhe", timeout=120, smp=DEFAULT_SMP,
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
+    lines = []
+
+    def read_console():
+        # Whole lines only: a UTF-8 character never straddles a newline.
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", errors="replace").replace("\r", "")
+            lines.append(line)
+            if on_line is not None:
+                on_line(line.rstrip("\n"))
+
+    reader = threading.Thread(target=read_console, daemon=True)
+    reader.start()
     timed_out = False
     try:
-        output, _ = proc.communicate(timeout=timeout)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
-        output, _ = proc.communicate()
+        proc.wait()
         timed_out = True
+    reader.join()
+    proc.stdout.close()
     seconds = time.monotonic() - start
 
-    console = output.decode("utf-8", errors="replace").replace("\r", "")
+    console = "".join(lines)
     return SocResult(scenario=scenario, mode=mode, console=console,
                      markers=parse_markers(console), seconds=seconds,
                      exit_code=None if timed_out else proc.returncode,
@@ -230,14 +251,25 @@ def main():
     parser.add_argument("--carveouts", default=None,
                         help="a .dtsi to use instead of "
                              "images/platform/rmem-carveouts.dtsi (experiments)")
+    parser.add_argument("--stream", action="store_true",
+                        help="print console lines as they come, leaving out "
+                             "the kernels' own log lines (L1's and the guests'), "
+                             "instead of the whole console at the end")
     args = parser.parse_args()
+
+    def show(line):
+        if not KERNEL_LOG.match(line):
+            print(line, flush=True)
+
     try:
         result = boot(args.scenario, mode=args.mode, timeout=args.timeout,
-                      extra_append=args.append, carveouts=args.carveouts)
+                      extra_append=args.append, carveouts=args.carveouts,
+                      on_line=show if args.stream else None)
     except SocError as error:
         print(f"soc: {error}", file=sys.stderr)
         return 2
-    print(result.console, end="" if result.console.endswith("\n") else "\n")
+    if not args.stream:
+        print(result.console, end="" if result.console.endswith("\n") else "\n")
     print(verdict(result))
     return 0 if result.passed else 1
 

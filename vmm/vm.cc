@@ -287,9 +287,11 @@ void Vm::VcpuLoop(int index) {
 }
 
 Vm::Stats Vm::stats() const {
+  uint64_t shm_bytes = 0;
+  for (const std::unique_ptr<ShmWindows>& w : shm_windows_) shm_bytes += w->bytes_accessed();
   return Stats{.exits = exits_.load(), .unclaimed = unclaimed_mmio_.load(),
                .undecoded = undecoded_.load(), .shm_waits = shm_waits_.load(),
-               .mmio_by_device = bus_.AccessCounts()};
+               .shm_bytes_accessed = shm_bytes, .mmio_by_device = bus_.AccessCounts()};
 }
 
 absl::StatusOr<VmExit> Vm::Run(absl::Duration timeout) {

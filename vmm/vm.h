@@ -100,6 +100,10 @@ class Vm {
     uint64_t unclaimed = 0;  // MMIO no device claimed
     uint64_t undecoded = 0;  // accesses outside RAM KVM could not decode, not violations
     uint64_t shm_waits = 0;  // shared memory accesses that waited for a back-end to reconnect
+    // Bytes of shared memory rmem-vmm loaded or stored itself on the guest's
+    // behalf (an access that waited for a back-end, then performed on the
+    // host mapping); guests' own accesses never pass through the VMM.
+    uint64_t shm_bytes_accessed = 0;
     std::vector<std::pair<std::string, uint64_t>> mmio_by_device;
   };
   Stats stats() const;

@@ -32,7 +32,7 @@ import re
 import sys
 
 import tap
-from tap import soc
+from tap import Guest, soc
 
 MODES = ["vhe", "protected"]
 TIMEOUT = 1200
@@ -42,28 +42,6 @@ PHASES = {
     "display": ["receive", "borrow"],  # "held" never ends: its VMM is killed
     "infotainment": ["stranger", "give"],  # "doomed" never ends: its VMM is killed
 }
-
-
-class Guest:
-    """One guest's markers: its console lines in L1's output carry its name."""
-
-    def __init__(self, result, name):
-        prefix = f"{name}: "
-        lines = [line[len(prefix):] for line in result.console.splitlines()
-                 if line.startswith(prefix)]
-        self.markers = soc.parse_markers("\n".join(lines))
-
-    def values(self, name):
-        return [rest for n, rest in self.markers if n == name]
-
-    def value(self, name):
-        values = self.values(name)
-        return values[0] if values else None
-
-    def tool(self, verb):
-        """The rest of every 'RMEM-L2-TOOL <verb> ...' line."""
-        return [v.split(" ", 1)[1] if " " in v else "" for v in self.values("RMEM-L2-TOOL")
-                if v.split(" ", 1)[0] == verb]
 
 
 def has(lines, *parts):

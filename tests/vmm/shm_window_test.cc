@@ -307,5 +307,32 @@ TEST_F(ShmWindowTest, Access_AfterSuspendRefusedUntilMappedAgain) {
   EXPECT_EQ(std::string(reinterpret_cast<char*>(word), 4), "rmem");
 }
 
+TEST_F(ShmWindowTest, Access_CountsOnlyTheBytesItLoadedOrStored) {
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x2000, 0x10000, 0x1000, /*writable=*/false).ok());
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x4000, 0x20000, 0x1000, /*writable=*/true).ok());
+  EXPECT_EQ(windows_.bytes_accessed(), 0u) << "mapping pieces copies nothing";
+  uint8_t word[4] = {};
+  ASSERT_TRUE(windows_.Access(GuestAddr(kBase + 0x10000), word, /*is_write=*/false));
+  uint8_t store[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_TRUE(windows_.Access(GuestAddr(kBase + 0x20000), store, /*is_write=*/true));
+  EXPECT_EQ(windows_.bytes_accessed(), 12u) << "a 4-byte load and an 8-byte store";
+
+  // Refused accesses and a right check move no data.
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x10000), store, /*is_write=*/true));
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x30000), word, false));
+  uint8_t nine[9] = {};
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x20000), nine, false));
+  EXPECT_TRUE(windows_.Access(GuestAddr(kBase + 0x20000), {}, true));
+  EXPECT_EQ(windows_.bytes_accessed(), 12u);
+
+  // The count covers the windows' life, across a back-end's absence.
+  windows_.Suspend();
+  EXPECT_FALSE(windows_.Access(GuestAddr(kBase + 0x20000), word, false));
+  ASSERT_TRUE(windows_.Map(0, fd_, 0x4000, 0x20000, 0x1000, true).ok());
+  windows_.Resume();
+  ASSERT_TRUE(windows_.Access(GuestAddr(kBase + 0x20000), word, false));
+  EXPECT_EQ(windows_.bytes_accessed(), 16u);
+}
+
 }  // namespace
 }  // namespace rmem::vmm

@@ -75,7 +75,13 @@ bool ShmWindows::Access(GuestAddr addr, std::span<uint8_t> data, bool is_write) 
   } else {
     std::memcpy(data.data(), piece.host + at, data.size());
   }
+  bytes_accessed_ += data.size();
   return true;
+}
+
+uint64_t ShmWindows::bytes_accessed() const {
+  absl::MutexLock lock(&mu_);
+  return bytes_accessed_;
 }
 
 void ShmWindows::SetRegions(std::vector<ShmPlacement> regions) {

@@ -73,6 +73,10 @@ class ShmWindows final : public ShmemMapper {
   // at `addr` on the piece that maps it, as the guest would have through
   // its mapping; false if no piece maps it with that right.
   bool Access(GuestAddr addr, std::span<uint8_t> data, bool is_write);
+  // The bytes Access has loaded or stored for the guest so far: the only
+  // guest data in these regions that rmem-vmm itself ever touches (every
+  // other access goes through the guest's own mapping, never the VMM).
+  uint64_t bytes_accessed() const;
 
   // If a guest access that exited to the VMM at `addr` lies in one of these
   // regions, what it violated ("write to read-only piece ..." or "access to
@@ -105,6 +109,7 @@ class ShmWindows final : public ShmemMapper {
   std::vector<ShmPlacement> regions_ ABSL_GUARDED_BY(mu_);
   std::map<uint8_t, Region> state_ ABSL_GUARDED_BY(mu_);
   bool in_doubt_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t bytes_accessed_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace rmem::vmm

@@ -43,16 +43,7 @@ VMM_TIMEOUT=900  # per guest
 DEV="type=48896"
 status=0
 
-wait_for() {  # wait_for SECONDS COMMAND...: until COMMAND succeeds
-  n=$(($1 * 5))
-  shift
-  while [ $n -gt 0 ]; do
-    "$@" && return 0
-    n=$((n - 1))
-    sleep 0.2
-  done
-  return 1
-}
+. /scenarios/lib/wait.sh
 said() { tr -d '\r' <"/tmp/$1.out" 2>/dev/null | grep -q "$2"; }
 alive() { kill -0 "$1" 2>/dev/null; }
 # said_or_gone NAME PATTERN: NAME said it, or its rmem-vmm is gone (then
@@ -168,7 +159,11 @@ fi
 finish decrypt 0
 sed 's/^/RMEM-L1-RMEMD /' /tmp/rmemd.log
 
-rmemctl audit | tail -n 8 | sed 's/^/RMEM-L1-AUDIT /'
+# Through the running rmemd's control socket (the example's
+# /run/rmemd/control, moved to /tmp/rmemd like its sockets), the way an
+# operator asks a live rmemd; `rmemctl --state FILE audit` would read the
+# database without it, which rmemd_serve covers on the host.
+rmemctl --control /tmp/rmemd/control audit | tail -n 8 | sed 's/^/RMEM-L1-AUDIT /'
 kill -TERM $rmemd
 wait $rmemd
 echo "RMEM-L1-RMEMD2-EXIT $?"

@@ -622,6 +622,7 @@ bool VhostUserFrontend::Pause(absl::Duration d) const {
 void VhostUserFrontend::Abandon() {
   SignalEventFd(abandon_.get());
   absl::MutexLock lock(&reconnect_fd_mu_);
+  abandoned_ = true;
   if (reconnect_fd_ >= 0) shutdown(reconnect_fd_, SHUT_RDWR);  // ends a wait for a reply
 }
 
@@ -659,7 +660,14 @@ void VhostUserFrontend::Reconnect() {
       // shut the socket down).
       SetSocketTimeout(sock.get(), std::max(deadline - absl::Now(), absl::Milliseconds(1)));
       {
+        // Under the lock Abandon takes: either it sees this socket and shuts
+        // it down, or this sees that it ran (it may have between the check
+        // at the top of the loop and the connect).
         absl::MutexLock fd_lock(&reconnect_fd_mu_);
+        if (abandoned_) {
+          stopping = true;
+          break;
+        }
         reconnect_fd_ = sock.get();
       }
       channel_ = Channel(std::move(sock), peer, RequestSpace::kFrontend);

@@ -233,6 +233,8 @@ class VhostUserFrontend : public VirtioBackend {
   // shut down.
   absl::Mutex reconnect_fd_mu_;
   int reconnect_fd_ ABSL_GUARDED_BY(reconnect_fd_mu_) = -1;
+  // Set by Abandon: a connection made after it is never waited on.
+  bool abandoned_ ABSL_GUARDED_BY(reconnect_fd_mu_) = false;
   std::thread reconnect_thread_;  // started and joined by the service thread
 
   // The back-end request socket (our end) and the thread that serves it; the

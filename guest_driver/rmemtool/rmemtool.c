@@ -23,7 +23,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -38,6 +37,7 @@
 
 #include <linux/dma-buf.h>
 
+#include "guest_driver/rmemtool/fault_probe.h"
 #include "guest_driver/uapi/rmem.h"
 #include "virtio_rmem/uapi/virtio_rmem.h"
 
@@ -59,8 +59,6 @@ static const char *dev_path = "/dev/rmem";
 static int dev_fd = -1;
 static struct slot slots[MAX_SLOTS];
 static uint64_t last_offered;	/* handle of the last OFFERED event read */
-static sigjmp_buf fault_jmp;
-static volatile sig_atomic_t fault_sig;
 
 static const struct {
 	int err;
@@ -759,33 +757,12 @@ static int cmd_events(char **w, int n)
 	return 0;
 }
 
-static void on_fault(int sig)
-{
-	fault_sig = sig;
-	siglongjmp(fault_jmp, 1);
-}
-
-/* Runs a read (or write) of one byte at @p, catching SIGBUS / SIGSEGV. */
+/* Runs a read (or write) of one byte at @p: "ok", "sigbus" or "sigsegv". */
 static const char *probe_byte(volatile uint8_t *p, bool write, uint8_t *value)
 {
-	struct sigaction sa = { .sa_handler = on_fault }, old_bus, old_segv;
-	const char *result = "ok";
+	int sig = fault_probe(p, 1, write, value);
 
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old_bus);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	fault_sig = 0;
-	if (sigsetjmp(fault_jmp, 1) == 0) {
-		if (write)
-			*p = *value;
-		else
-			*value = *p;
-	} else {
-		result = fault_sig == SIGBUS ? "sigbus" : "sigsegv";
-	}
-	sigaction(SIGBUS, &old_bus, NULL);
-	sigaction(SIGSEGV, &old_segv, NULL);
-	return result;
+	return !sig ? "ok" : sig == SIGBUS ? "sigbus" : "sigsegv";
 }
 
 static int cmd_map(char **w, int n)

@@ -42,7 +42,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -60,6 +59,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "guest_driver/rmemtool/fault_probe.h"
 #include "guest_driver/uapi/rmem.h"
 
 #define NUM_BUFFERS 3		/* triple buffering */
@@ -298,40 +298,6 @@ static int dmabuf_sync(int fd, uint64_t flags)
 	struct dma_buf_sync sync = { .flags = flags };
 
 	return ioctl(fd, DMA_BUF_IOCTL_SYNC, &sync) ? errno : 0;
-}
-
-/*
- * One 8-byte load (or store of *@value) at @p, a single LDR or STR, with
- * SIGSEGV and SIGBUS caught: 0 if it completed, else the signal. An access
- * the hypervisor refuses comes back as SIGBUS (an external abort); one the
- * guest's own page tables refuse as SIGSEGV.
- */
-static sigjmp_buf fault_jmp;
-static volatile sig_atomic_t fault_sig;
-
-static void on_fault(int sig)
-{
-	fault_sig = sig;
-	siglongjmp(fault_jmp, 1);
-}
-
-static int access_once(volatile uint64_t *p, bool write, uint64_t *value)
-{
-	struct sigaction sa = { .sa_handler = on_fault }, old_bus, old_segv;
-
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGBUS, &sa, &old_bus);
-	sigaction(SIGSEGV, &sa, &old_segv);
-	fault_sig = 0;
-	if (sigsetjmp(fault_jmp, 1) == 0) {
-		if (write)
-			*p = *value;
-		else
-			*value = *p;
-	}
-	sigaction(SIGBUS, &old_bus, NULL);
-	sigaction(SIGSEGV, &old_segv, NULL);
-	return fault_sig;
 }
 
 /* --- frames ------------------------------------------------------------------- */
@@ -1121,8 +1087,8 @@ static void try_write(int fd, uint8_t *map, uint64_t size, uint32_t n, struct wr
 	prot = mprotect(map, size, PROT_READ | PROT_WRITE) ? errname(errno) : "allowed";
 	if (!strcmp(prot, "allowed"))
 		mprotect(map, size, PROT_READ);
-	access_once(word, false, &value);
-	sig = access_once(word, true, &value);
+	fault_probe(word, sizeof(*word), false, &value);
+	sig = fault_probe(word, sizeof(*word), true, &value);
 	if (!sig)
 		store = "stored";
 	else if (sig == SIGBUS)
@@ -1374,7 +1340,7 @@ static void try_window(struct attempts *a, uint64_t base, uint64_t size)
 				fd < 0 ? "cannot-open-dev-mem" : "cannot-map-dev-mem");
 			continue;
 		}
-		sig = access_once((volatile uint64_t *)(map + (at - page_at)), tries[i].write, &value);
+		sig = fault_probe(map + (at - page_at), sizeof(value), tries[i].write, &value);
 		a->window_faults += sig == SIGBUS;
 		outcome(a, KIND_WINDOW, what, sig == SIGBUS ? DENIED : sig ? OTHER : DONE,
 			sig == SIGBUS ? "SIGBUS" : sig ? "SIGSEGV" : "completed");

@@ -151,6 +151,35 @@ void Vm::AwaitShm(int index, GuestAddr addr) {
   }
 }
 
+uint64_t Vm::ShmChanges() const {
+  uint64_t sum = 0;
+  for (const std::unique_ptr<ShmWindows>& w : shm_windows_) sum += w->changes();
+  return sum;
+}
+
+bool Vm::AwaitShmChange(int index, uint64_t since) {
+  if (shm_windows_.empty()) return false;
+  // Changed while this vCPU was in KVM_RUN (a piece mapped since): running
+  // again may be all it takes.
+  if (ShmChanges() != since) return true;
+  if (revoked_waits_.fetch_add(1) < kUnclaimedLogLimit) {
+    std::fprintf(stderr,
+                 "rmem-vmm: vCPU %d: KVM cannot map a page of guest memory (EFAULT): waiting "
+                 "for a revoked shared memory piece to be removed\n",
+                 index);
+  }
+  // The back-end's hang-up is what removes its revoked pieces (Suspend),
+  // seen by the frontend's own thread within moments.
+  const absl::Time deadline = absl::Now() + kRevokedPieceWait;
+  while (!stopping_.load(std::memory_order_acquire) && absl::Now() < deadline) {
+    if (ShmChanges() != since) return true;
+    for (const std::unique_ptr<ShmWindows>& w : shm_windows_) {
+      if (w->AwaitChange(w->changes(), absl::Milliseconds(10))) break;
+    }
+  }
+  return ShmChanges() != since || stopping_.load(std::memory_order_acquire);
+}
+
 bool Vm::ShmAccess(GuestAddr addr, std::span<uint8_t> data, bool is_write) {
   for (const std::unique_ptr<ShmWindows>& w : shm_windows_) {
     if (w->Access(addr, data, is_write)) return true;
@@ -202,8 +231,10 @@ void Vm::VcpuLoop(int index) {
   KvmVcpu& vcpu = vcpus_[static_cast<size_t>(index)];
   kvm_run* run = vcpu.run();
   while (!stopping_.load(std::memory_order_acquire)) {
+    const uint64_t shm_changes = ShmChanges();
     if (ioctl(vcpu.fd(), KVM_RUN, 0) < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;  // kicked, or a signal: re-check
+      if (errno == EFAULT && AwaitShmChange(index, shm_changes)) continue;
       Finish(ErrnoError(absl::StrCat("KVM_RUN on vCPU ", index)));
       return;
     }

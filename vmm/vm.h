@@ -119,6 +119,12 @@ class Vm {
   // Performs an access of up to 8 bytes on a piece that maps `addr` with
   // that right (an empty `data` only checks); false if none does.
   bool ShmAccess(GuestAddr addr, std::span<uint8_t> data, bool is_write);
+  // The sum of the shared memory windows' changes().
+  uint64_t ShmChanges() const;
+  // After KVM_RUN failed with EFAULT: whether the shared memory windows
+  // changed since `since` (waiting up to kRevokedPieceWait for it), so that
+  // running again may succeed; false without windows.
+  bool AwaitShmChange(int index, uint64_t since);
   // Records and answers one violation; false if the vCPU must stop (the
   // outcome is then set).
   bool OnViolation(int index, KvmVcpu& vcpu, const std::string& what);
@@ -149,6 +155,8 @@ class Vm {
   std::optional<absl::StatusOr<VmExit>> outcome_ ABSL_GUARDED_BY(mu_);
   std::atomic<uint64_t> unclaimed_mmio_{0};
   std::atomic<uint64_t> undecoded_{0};
+  static constexpr absl::Duration kRevokedPieceWait = absl::Seconds(5);
+  std::atomic<uint64_t> revoked_waits_{0};  // KVM_RUN EFAULTs waited out (logged up to a limit)
   std::atomic<uint64_t> shm_waits_{0};  // accesses that waited for a back-end to come back
   std::atomic<uint64_t> exits_{0};
 

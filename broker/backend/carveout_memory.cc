@@ -4,6 +4,7 @@
 #include "broker/backend/carveout_memory.h"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "broker/check.h"
+#include "host_driver/uapi/rmem_carveout.h"
 
 namespace rmem {
 namespace {
@@ -25,12 +27,58 @@ struct Region {
   uint64_t fd_offset_of_base = 0;
 };
 
+absl::Status Errno(absl::string_view what) {
+  const int err = errno;
+  const std::string message = absl::StrCat(what, ": ", std::strerror(err));
+  if (err == ENOENT || err == ENODEV || err == ENXIO) return absl::NotFoundError(message);
+  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+  return absl::InternalError(message);
+}
+
+// A piece the device issued: its own file, revoked through the device.
+class DevicePieceFile : public CarveoutMemory::PieceFile {
+ public:
+  DevicePieceFile(int device_fd, int fd) : device_fd_(device_fd), fd_(fd) {}
+  ~DevicePieceFile() override {
+    // A piece rmemd cannot revoke would leave a VMM holding pages the
+    // broker is about to scrub and hand to someone else: stop instead
+    // (rmemd's exit closes the device, which revokes every piece).
+    int fd = fd_;
+    RMEM_CHECK(ioctl(device_fd_, RMEM_CARVEOUT_IOC_REVOKE, &fd) == 0);
+    close(fd_);
+  }
+  int fd() const override { return fd_; }
+  uint64_t offset() const override { return 0; }
+
+ private:
+  const int device_fd_;
+  const int fd_;
+};
+
+// The stand-in's: a descriptor of the whole memfd. Nothing to revoke.
+class StandinPieceFile : public CarveoutMemory::PieceFile {
+ public:
+  StandinPieceFile(int fd, uint64_t offset) : fd_(fd), offset_(offset) {}
+  ~StandinPieceFile() override { close(fd_); }
+  int fd() const override { return fd_; }
+  uint64_t offset() const override { return offset_; }
+
+ private:
+  const int fd_;
+  const uint64_t offset_;
+};
+
 class RegionCarveoutMemory : public CarveoutMemory {
  public:
   // `fds`: the descriptors the regions use, each once (the device's one fd
-  // serves every region; the stand-in has one per carve-out).
-  RegionCarveoutMemory(std::vector<Region> regions, std::vector<int> fds, std::string description)
-      : regions_(std::move(regions)), fds_(std::move(fds)), description_(std::move(description)) {}
+  // serves every region; the stand-in has one per carve-out). `device`:
+  // whether they are the device's (pieces by ioctl) or memfds.
+  RegionCarveoutMemory(std::vector<Region> regions, std::vector<int> fds, std::string description,
+                       bool device)
+      : regions_(std::move(regions)),
+        fds_(std::move(fds)),
+        description_(std::move(description)),
+        device_(device) {}
   ~RegionCarveoutMemory() override {
     for (const int fd : fds_) close(fd);
   }
@@ -45,21 +93,42 @@ class RegionCarveoutMemory : public CarveoutMemory {
                                                    Hex(pages.size_bytes()),
                                                    ") are not inside one carve-out"));
   }
+
+  absl::StatusOr<std::unique_ptr<PieceFile>> Issue(PageRange pages,
+                                                   bool writable) const override {
+    absl::StatusOr<Piece> at = Locate(pages);
+    if (!at.ok()) return at.status();
+    if (!device_) {
+      const int fd = fcntl(at->fd, F_DUPFD_CLOEXEC, 0);
+      if (fd < 0) return Errno("duplicating the stand-in's memfd");
+      return std::make_unique<StandinPieceFile>(fd, at->offset);
+    }
+    rmem_carveout_piece request{};
+    request.phys = pages.base().value();
+    request.size = pages.size_bytes();
+    request.flags = writable ? RMEM_CARVEOUT_PIECE_WRITE : 0;
+    request.fd = -1;
+    if (ioctl(at->fd, RMEM_CARVEOUT_IOC_PIECE, &request) != 0) {
+      if (errno == ENOTTY) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            description_, " issues no pieces: the rmem_carveout module loaded is older than "
+                          "this rmemd (load host_driver/rmem_carveout from the same tree)"));
+      }
+      return Errno(absl::StrCat("issuing a piece of ", description_, " for [",
+                                pages.base().ToString(), ", +", Hex(pages.size_bytes()), ")"));
+    }
+    return std::make_unique<DevicePieceFile>(at->fd, request.fd);
+  }
+
+  bool confined() const override { return device_; }
   std::string Describe() const override { return description_; }
 
  private:
   std::vector<Region> regions_;
   std::vector<int> fds_;
   std::string description_;
+  bool device_;
 };
-
-absl::Status Errno(absl::string_view what) {
-  const int err = errno;
-  const std::string message = absl::StrCat(what, ": ", std::strerror(err));
-  if (err == ENOENT || err == ENODEV || err == ENXIO) return absl::NotFoundError(message);
-  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
-  return absl::InternalError(message);
-}
 
 }  // namespace
 
@@ -104,7 +173,7 @@ absl::StatusOr<std::unique_ptr<CarveoutMemory>> OpenDeviceCarveoutMemory(
     regions.push_back(Region{*PageRange::FromBytes(c.base, c.size), fd, c.base.value()});
   }
   return std::make_unique<RegionCarveoutMemory>(std::move(regions), std::vector<int>{fd},
-                                                device_path);
+                                                device_path, /*device=*/true);
 }
 
 absl::StatusOr<std::unique_ptr<CarveoutMemory>> MakeMemfdCarveoutMemory(
@@ -125,7 +194,8 @@ absl::StatusOr<std::unique_ptr<CarveoutMemory>> MakeMemfdCarveoutMemory(
     }
   }
   return std::make_unique<RegionCarveoutMemory>(std::move(regions), std::move(fds),
-                                                "the memfd stand-in (not restricted memory)");
+                                                "the memfd stand-in (not restricted memory)",
+                                                /*device=*/false);
 }
 
 }  // namespace rmem

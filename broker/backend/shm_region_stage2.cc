@@ -86,18 +86,19 @@ absl::Status ShmRegionStage2::MapAt(VmId vm, PageRange pages, Access access, Gue
 
 absl::Status ShmRegionStage2::MapInto(AttachedVm& v, PageRange pages, Access access,
                                       PageRange slot) {
-  absl::StatusOr<CarveoutMemory::Piece> piece = memory_.Locate(pages);
+  const bool writable = access == Access::kReadWrite;
+  absl::StatusOr<std::unique_ptr<CarveoutMemory::PieceFile>> piece =
+      memory_.Issue(pages, writable);
   absl::Status s = piece.status();
   const uint64_t offset = slot.base().value();
   if (s.ok()) {
-    s = v.mapper->Map(offset, piece->fd, piece->offset, pages.size_bytes(),
-                      access == Access::kReadWrite);
+    s = v.mapper->Map(offset, (*piece)->fd(), (*piece)->offset(), pages.size_bytes(), writable);
   }
   if (!s.ok()) {
     v.offsets->Free(slot);
-    return s;
+    return s;  // the piece, if issued, is revoked here
   }
-  v.by_first_pfn.emplace(pages.first().value(), Mapping{offset, slot});
+  v.by_first_pfn.emplace(pages.first().value(), Mapping{offset, slot, std::move(*piece)});
   return absl::OkStatus();
 }
 
@@ -151,10 +152,14 @@ void ShmRegionStage2::Unmap(VmId vm, PageRange pages) {
   AttachedVm& v = it->second;
   auto m = v.by_first_pfn.find(pages.first().value());
   RMEM_CHECK(m != v.by_first_pfn.end());
-  const Mapping mapping = m->second;
+  Mapping mapping = std::move(m->second);
   v.by_first_pfn.erase(m);
-  if (absl::Status s = v.mapper->Unmap(mapping.offset, pages.size_bytes()); !s.ok()) {
-    // The VMM did not confirm: cut it off so the mapping dies with it.
+  const absl::Status s = v.mapper->Unmap(mapping.offset, pages.size_bytes());
+  mapping.piece.reset();  // revoked: whatever the VMM kept of it is gone now
+  if (!s.ok()) {
+    // The VMM did not confirm: cut it off (the stand-in's pieces cannot be
+    // revoked, and a VMM that refuses an unmap is not to be trusted with
+    // the next).
     std::function<void()> sever = std::move(v.sever);
     vms_.erase(it);
     sever();

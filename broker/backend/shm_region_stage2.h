@@ -7,8 +7,16 @@
 // GuestAddr: where in the region the guest finds the buffer (the VMM alone
 // knows the region's guest-physical base).
 //
+// The fd a VMM gets is a piece (CarveoutMemory::Issue): a file for the
+// mapping's pages alone, read-only unless write is granted, so a VMM that
+// ignores SHMEM_MAP's length or flags still reaches nothing else. The piece
+// is revoked as the mapping ends - after the VMM's unmap, at Detach, when an
+// attach fails - so a VMM that kept its own mapping (or the fd) loses it
+// then too.
+//
 // A VM is mappable only while its VMM is attached. Detach (the VMM went
-// away) forgets its mappings: they went with the VMM's process. An unmap
+// away) forgets its mappings, which went with the VMM's process, and
+// revokes their pieces. An unmap
 // the VMM does not confirm cannot be tolerated (Stage2::Unmap cannot fail,
 // and the broker scrubs and reuses the pages next): the backend then calls
 // the VM's `sever` callback, which must make the mapping unreachable before
@@ -55,7 +63,8 @@ class ShmRegionStage2 : public Stage2 {
   // refuses, fails the attach (nothing stays mapped, the VM stays detached).
   absl::Status Attach(VmId vm, uint64_t region_size, ShmRegionMapper* mapper,
                       std::function<void()> sever);
-  // The VM's VMM is gone: its mappings went with it. Idempotent.
+  // The VM's VMM is gone: its mappings went with it; their pieces are
+  // revoked. Idempotent.
   void Detach(VmId vm);
   bool attached(VmId vm) const { return vms_.contains(vm); }
   // Bytes of the VM's region in use (0 when not attached).
@@ -78,6 +87,7 @@ class ShmRegionStage2 : public Stage2 {
   struct Mapping {
     uint64_t offset;
     PageRange slot;  // the offsets it occupies, as pages from offset 0
+    std::unique_ptr<CarveoutMemory::PieceFile> piece;  // revoked with the mapping
   };
   struct AttachedVm {
     ShmRegionMapper* mapper;

@@ -25,6 +25,7 @@ TAP output.
 import sys
 
 import tap
+from l2_access import esr_is_external_data_abort, sigbus_fields
 from tap import soc
 
 MODES = ["vhe", "protected"]
@@ -46,8 +47,6 @@ ABORTED = ": external abort injected"
 UNDECODED = ("read at 0xc000000 that KVM could not decode (no instruction syndrome: "
              "LDP/STP, SIMD, ...)" + ABORTED)
 STOPPED = ": stopping the guest (--on-violation stop)"
-# ESR_EL1 of a synchronous external abort on a data access from EL0.
-ESR_EC_DABT_LOWER, ESR_FSC_EXTERNAL = 0x24, 0x10
 BUS_OBJERR = "3"
 
 
@@ -55,20 +54,8 @@ def lower(values):
     return [v.lower() for v in values]
 
 
-def sigbus_fields(line):
-    """{"code": ..., "addr": ..., ...} of rmem-l2-access's "sigbus ..." line,
-    or {} for anything else."""
-    if not line or not line.startswith("sigbus "):
-        return {}
-    return dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
 
 
-def esr_is_external_data_abort(esr):
-    try:
-        value = int(esr, 16)
-    except (TypeError, ValueError):
-        return False
-    return (value >> 26) & 0x3f == ESR_EC_DABT_LOWER and value & 0x3f == ESR_FSC_EXTERNAL
 
 
 def by_case(result, marker):

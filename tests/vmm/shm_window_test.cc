@@ -242,6 +242,44 @@ TEST_F(ShmWindowTest, AwaitSettled_WaiterReturnsWhenResumed) {
   EXPECT_FALSE(still_in_doubt);
 }
 
+TEST_F(ShmWindowTest, Changes_CountEveryChangeAndNothingElse) {
+  uint64_t before = windows_.changes();
+  ASSERT_FALSE(windows_.Map(1, fd_, 0, 0, 0x1000, false).ok());
+  EXPECT_EQ(windows_.changes(), before) << "a refused map changes nothing";
+  ASSERT_TRUE(windows_.Map(0, fd_, 0, 0x10000, 0x1000, false).ok());
+  EXPECT_EQ(windows_.changes(), ++before);
+  (void)windows_.Access(GuestAddr(kBase + 0x10000), {}, false);
+  EXPECT_EQ(windows_.changes(), before) << "an access changes nothing";
+  ASSERT_FALSE(windows_.Unmap(0, 0x10000, 0x2000).ok());
+  EXPECT_EQ(windows_.changes(), before);
+  ASSERT_TRUE(windows_.Unmap(0, 0x10000, 0x1000).ok());
+  EXPECT_EQ(windows_.changes(), ++before);
+  windows_.Suspend();
+  EXPECT_EQ(windows_.changes(), ++before);
+  windows_.Resume();
+  EXPECT_EQ(windows_.changes(), ++before);
+}
+
+TEST_F(ShmWindowTest, AwaitChange_ReturnsAtOnceIfChangedElseWhenTheNextChangeComes) {
+  const uint64_t before = windows_.changes();
+  EXPECT_FALSE(windows_.AwaitChange(before, absl::Milliseconds(1))) << "nothing changed";
+  ASSERT_TRUE(windows_.Map(0, fd_, 0, 0x10000, 0x1000, false).ok());
+  EXPECT_TRUE(windows_.AwaitChange(before, absl::ZeroDuration())) << "changed since";
+  absl::Notification returned;
+  bool changed = false;
+  const uint64_t now = windows_.changes();
+  // A slice longer than the guard: only the unmap can end the wait in time.
+  std::thread vcpu([&] {
+    changed = windows_.AwaitChange(now, 2 * kGuard);
+    returned.Notify();
+  });
+  EXPECT_FALSE(returned.WaitForNotificationWithTimeout(absl::Milliseconds(50)));
+  ASSERT_TRUE(windows_.Unmap(0, 0x10000, 0x1000).ok());  // the back-end's unmap
+  EXPECT_TRUE(returned.WaitForNotificationWithTimeout(kGuard));
+  vcpu.join();
+  EXPECT_TRUE(changed);
+}
+
 TEST_F(ShmWindowTest, Access_ReadsAndWritesThroughTheMappedPiece) {
   ASSERT_TRUE(windows_.Map(0, fd_, 0x2000, 0x10000, 0x1000, /*writable=*/false).ok());
   ASSERT_TRUE(windows_.Map(0, fd_, 0x4000, 0x20000, 0x1000, /*writable=*/true).ok());

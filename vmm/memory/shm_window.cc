@@ -32,11 +32,19 @@ void ShmWindows::Suspend() {
     region.pieces.clear();
   }
   in_doubt_ = true;
+  changes_.fetch_add(1, std::memory_order_release);
 }
 
 void ShmWindows::Resume() {
   absl::MutexLock lock(&mu_);
   in_doubt_ = false;
+  changes_.fetch_add(1, std::memory_order_release);
+}
+
+bool ShmWindows::AwaitChange(uint64_t since, absl::Duration slice) const {
+  absl::MutexLock lock(&mu_);
+  const auto changed = [this, since]() { return changes() != since; };
+  return mu_.AwaitWithTimeout(absl::Condition(&changed), slice);
 }
 
 const ShmPlacement* ShmWindows::ContainingLocked(GuestAddr addr) const {
@@ -141,6 +149,7 @@ absl::Status ShmWindows::Map(uint8_t shmid, int fd, uint64_t fd_offset, uint64_t
   }
   r.pieces[shm_offset] =
       Piece{.len = len, .writable = writable, .host = static_cast<uint8_t*>(host), .token = *token};
+  changes_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
 }
 
@@ -155,6 +164,7 @@ absl::Status ShmWindows::Unmap(uint8_t shmid, uint64_t shm_offset, uint64_t len)
   // The guest loses the piece before the host mapping goes away.
   if (absl::Status s = RemoveLocked(it->second); !s.ok()) return s;
   r.pieces.erase(it);
+  changes_.fetch_add(1, std::memory_order_release);
   return absl::OkStatus();
 }
 

@@ -19,6 +19,7 @@
 // a range that is not exactly one earlier map.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -85,6 +86,15 @@ class ShmWindows final : public ShmemMapper {
 
   size_t mapped_pieces() const;
 
+  // Counts every change of the pieces (map, unmap, suspend, resume). A
+  // piece its back-end revoked (host_driver/rmem_carveout: rmemd exited)
+  // makes KVM_RUN fail with EFAULT until the piece is removed here; the
+  // vCPU waits for the next change and runs again (Vm::VcpuLoop).
+  uint64_t changes() const { return changes_.load(std::memory_order_acquire); }
+  // Waits until changes() differs from `since` or `slice` has passed;
+  // returns whether it differs.
+  bool AwaitChange(uint64_t since, absl::Duration slice) const;
+
  private:
   struct Piece {
     uint64_t len = 0;
@@ -110,6 +120,7 @@ class ShmWindows final : public ShmemMapper {
   std::map<uint8_t, Region> state_ ABSL_GUARDED_BY(mu_);
   bool in_doubt_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t bytes_accessed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<uint64_t> changes_{0};  // written under mu_, read without it
 };
 
 }  // namespace rmem::vmm

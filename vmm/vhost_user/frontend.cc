@@ -594,6 +594,13 @@ void VhostUserFrontend::Serve(int watch_fd) {
 }
 
 void VhostUserFrontend::OnHangUp() {
+  if (reconnect_timeout_ <= absl::ZeroDuration() && mapper_ != nullptr) {
+    // Nothing the gone back-end granted stays reachable: its pieces go (an
+    // rmemd that exited has revoked them already), and a guest access to
+    // them is a violation from now on, not a wait.
+    mapper_->Suspend();
+    mapper_->Resume();
+  }
   if (reconnect_timeout_ <= absl::ZeroDuration() || !Pause(absl::ZeroDuration())) {
     std::fprintf(stderr,
                  "rmem-vmm: vhost-user backend %s disconnected; its device needs a reset%s\n",

@@ -36,6 +36,10 @@
 // rings start (rmemd replays its restored state before acking the request
 // queue's enable); then the regions resume (ShmemMapper::Resume).
 //
+// Without reconnect a back-end that hangs up takes its pieces with it too
+// (Suspend then Resume: the regions are empty and settled, so a guest access
+// there is a violation).
+//
 // Threads: VirtioBackend calls may come from any thread (vCPUs); a mutex
 // keeps each request and its reply together. With BACKEND_REQ a second
 // thread serves the back-end's requests (SHMEM_MAP/UNMAP → ShmemMapper);

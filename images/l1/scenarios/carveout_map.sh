@@ -12,7 +12,19 @@
 #      the guest (L2 scenario "shm", case "probe") reads and writes them and
 #      runs rmem_l2_probe.ko on the read-write mailbox page
 #                                              RMEM-BACKEND-..., RMEM-L2-PROBE ...,
+#      then (--revoke-live, rmem.shmrevoke=live) the back-end revokes a
+#      piece the guest has mapped and read, and unmaps it only 2 s
+#      after the guest's next load from it: KVM_RUN fails with EFAULT,
+#      rmem-vmm waits for the piece to be removed, and after the unmap the
+#      load is a violation (external abort, guest SIGBUS)
+#                                              RMEM-L2-SHM-REVOKE before|after ...,
+#                                              RMEM-BACKEND-LIVE-...,
+#      rmem-vmm must exit 5 (powered off after a violation)
 #                                              RMEM-L1-VMM-EXIT <rc>
+#      and what it said (from its stderr)      RMEM-L1-VMM-EFAULT-WAIT <its line>
+#                                              RMEM-L1-SHM-VIOLATION <report>
+#                                              RMEM-L1-SHM-VIOLATIONS <n> (<logged> logged)
+#                                              RMEM-L1-SHM-STOPPED <its "guest ..." line>|no
 #   6. while a file of the device is open (as a mapping keeps it), rmmod
 #      must fail                               RMEM-L1-CARVEOUT-RMMOD-BUSY yes|no
 #   7. what KVM put into stage 2 for carve-out pages (prot bit 3 = DEVICE);
@@ -21,6 +33,8 @@
 #   8. the guest's probe results, read back from the carve-out by L1
 #                                              RMEM-CARVEOUT-PEEK <phys> <word>...
 #   9. rmmod once nothing is mapped             RMEM-L1-CARVEOUT-RMMOD rc=<n> node=gone|left
+#  10. what L1's kernel logged meanwhile (a KVM WARN on the revoke, say)
+#                                              RMEM-L1-KERNEL-WARNINGS <n>, RMEM-L1-KERNEL-WARNING <line>...
 . /scenarios/lib/vhost_user.sh
 SOCK=/tmp/shm.sock
 BASE=0x8000000000   # the device's shared memory region in L2 (docs/vmm.md)
@@ -28,6 +42,7 @@ PIECES=0x70000000   # secure-video: piece A, piece B, mailbox at +0, +1, +2 MiB
 MAILBOX=$((PIECES + 0x200000))
 TRACE=/sys/kernel/tracing
 status=0
+dmesg_start=$(dmesg | wc -l)
 
 insmod /lib/rmem/rmem_carveout.ko
 rc=$?
@@ -57,8 +72,15 @@ if echo 'p:rmem_s2map kvm_pgtable_stage2_map ipa=%x1:x64 size=%x2:x64 phys=%x3:x
 fi
 echo "RMEM-L1-S2MAP-KPROBE $kprobe"
 
-start_backend shmem-backend $SOCK rmem-shmem-test-backend --socket $SOCK --carveout $PIECES || exit 1
-run_guest shm "rmem.shm=$BASE rmem.shmcase=probe" "vhost-user,socket=$SOCK,type=65534" || status=1
+start_backend shmem-backend $SOCK rmem-shmem-test-backend --socket $SOCK --carveout $PIECES \
+  --revoke-live || exit 1
+run_guest shm "rmem.shm=$BASE rmem.shmcase=probe rmem.shmrevoke=live" \
+  "vhost-user,socket=$SOCK,type=65534"
+[ $? = 5 ] || status=1   # powered off after the revoked piece's violation
+sed -n 's/^rmem-vmm: \(vCPU [0-9]*: KVM cannot map .*\)/RMEM-L1-VMM-EFAULT-WAIT \1/p' /tmp/vmm.err
+sed -n 's/^rmem-vmm: vCPU [0-9]*: isolation violation: /RMEM-L1-SHM-VIOLATION /p' /tmp/vmm.err
+echo "RMEM-L1-SHM-VIOLATIONS $(sed -n 's/^rmem-vmm: isolation violations: //p' /tmp/vmm.err)"
+echo "RMEM-L1-SHM-STOPPED $(sed -n 's/^rmem-vmm: guest //p' /tmp/vmm.err | grep . || echo no)"
 
 stop_backend shmem-backend
 grep '^RMEM-BACKEND-' /tmp/shmem-backend.log
@@ -94,4 +116,10 @@ rc=$?
 if [ -e /dev/rmem-carveout ]; then node=left; else node=gone; fi
 echo "RMEM-L1-CARVEOUT-RMMOD rc=$rc node=$node"
 [ $rc = 0 ] && [ $node = gone ] || status=1
+
+dmesg | tail -n +$((dmesg_start + 1)) | grep -E 'WARNING:|BUG:|Call trace:|Oops' \
+  >/tmp/kernel-warnings
+echo "RMEM-L1-KERNEL-WARNINGS $(wc -l </tmp/kernel-warnings)"
+sed 's/^/RMEM-L1-KERNEL-WARNING /' /tmp/kernel-warnings
+[ -s /tmp/kernel-warnings ] && status=1
 exit $status

@@ -27,12 +27,23 @@
 #       RMEM-L2-SHM-TRY stop         about to write; rmem-vmm must stop the guest
 #       RMEM-L2-SHM-NOT-STOPPED      printed only if it did not
 # rmem.shmcase=probe breaks no rule: instead, rmem_l2_probe.ko checks that
-# the read-write mailbox page behaves as Normal memory (lib/probe.sh) and
-# the guest powers off normally.
+# the read-write mailbox page behaves as Normal memory (lib/probe.sh).
+# With rmem.shmrevoke=live too (back-end --carveout --revoke-live, its step
+# 8) the back-end then revokes a piece the guest has mapped, and unmaps it
+# only two seconds after the guest's next load from it:
+#   RMEM-L2-SHM-REVOKE before <rmem-l2-access's line>  ldr32 of the fresh
+#       piece at offset 0x200000 before the revoke (it must read piece A)
+#   RMEM-L2-SHM-REVOKE after <rmem-l2-access's line>   the same ldr32 right
+#       after the back-end said "revoked" (--after/--signal): the revoke
+#       alone must take the page from the guest, so no data, but an external
+#       abort (SIGBUS) once the unmap made it a violation; took_ms= says how
+#       long it was held
+# The guest powers off normally (rmem-vmm then exits 5: a violation).
 param() { sed -n "s/.*$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 hex() { printf '0x%x' "$1"; }
 BASE=$(param rmem.shm)
 CASE=$(param rmem.shmcase)
+REVOKE=$(param rmem.shmrevoke)
 MAILBOX=$((BASE + 0x100000))
 
 echo "RMEM-L2-SHM-READ $(devmem "$BASE" 32)"
@@ -57,7 +68,19 @@ wait_word 12  # word 3: the back-end's script (and benchmark) is done
 if [ "$CASE" = probe ]; then
   . /scenarios/lib/probe.sh
   probe_normal_memory "$(hex "$MAILBOX")"
-  exit $?
+  rc=$?
+  if [ "$REVOKE" = live ]; then
+    live=$(hex $((BASE + 0x200000)))
+    devmem "$(hex $((MAILBOX + 24)))" 32 1         # word 6: map a piece to revoke
+    wait_word 28                                   # word 7: mapped
+    echo "RMEM-L2-SHM-REVOKE before $(rmem-l2-access ldr32 "$live")"
+    devmem "$(hex $((MAILBOX + 32)))" 32 1         # word 8: read; revoke it now
+    # Spins until word 9 (revoked), sets word 10 (loading), loads at once.
+    echo "RMEM-L2-SHM-REVOKE after $(rmem-l2-access ldr32 "$live" \
+      --after "$(hex $((MAILBOX + 36)))" --signal "$(hex $((MAILBOX + 40)))")"
+    wait_word 44                                   # word 11: unmapped
+  fi
+  exit $rc
 fi
 
 if [ "$CASE" = stop ]; then

@@ -1,7 +1,9 @@
 // ShmRegionStage2, CarveoutScrubber and the memfd CarveoutMemory: offsets in
 // each VM's region, what the VMM is asked to map (fd, offset, length,
 // writable), unmap, detach, a VMM that refuses or does not confirm, mappings
-// restored at their old offsets (MapAt, now or at the next Attach); and the
+// restored at their old offsets (MapAt, now or at the next Attach), a piece
+// issued per mapping with its right and revoked as the mapping ends; the
+// device's error when its module issues no pieces; and the
 // broker driving them end to end over the memfd stand-in: a buffer's bytes
 // as the owner writes them through the piece it was given, zeros for the
 // next owner after free.
@@ -9,12 +11,18 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
+
+#include "absl/strings/str_cat.h"
 
 #include "broker/backend/carveout_memory.h"
 #include "broker/backend/fake_backends.h"
@@ -35,16 +43,20 @@ struct MapCall {
   bool writable;
 };
 
-// Records what the VMM is asked; can refuse maps or unmaps.
+// Records what the VMM is asked (and, given a log, in what order with the
+// pieces' issues and revocations); can refuse maps or unmaps.
 class RecordingMapper : public ShmRegionMapper {
  public:
+  explicit RecordingMapper(std::vector<std::string>* log = nullptr) : log_(log) {}
   absl::Status Map(uint64_t offset, int fd, uint64_t fd_offset, uint64_t length,
                    bool writable) override {
+    if (log_ != nullptr) log_->push_back(absl::StrCat("map fd ", fd, " at ", Hex(offset)));
     if (!map_error.ok()) return map_error;
     maps.push_back({offset, fd, fd_offset, length, writable});
     return absl::OkStatus();
   }
   absl::Status Unmap(uint64_t offset, uint64_t length) override {
+    if (log_ != nullptr) log_->push_back(absl::StrCat("unmap at ", Hex(offset)));
     if (!unmap_error.ok()) return unmap_error;
     unmaps.push_back({offset, length});
     return absl::OkStatus();
@@ -52,7 +64,55 @@ class RecordingMapper : public ShmRegionMapper {
   std::vector<MapCall> maps;
   std::vector<std::pair<uint64_t, uint64_t>> unmaps;
   absl::Status map_error, unmap_error;
+
+ private:
+  std::vector<std::string>* log_;
 };
+
+// A CarveoutMemory that issues the memfd stand-in's pieces and logs each
+// issue ("issue <first pfn> ro|rw fd N") and revocation ("revoke fd N").
+class LoggingMemory : public CarveoutMemory {
+ public:
+  LoggingMemory(const CarveoutMemory& inner, std::vector<std::string>* log)
+      : inner_(inner), log_(log) {}
+  absl::StatusOr<Piece> Locate(PageRange pages) const override { return inner_.Locate(pages); }
+  absl::StatusOr<std::unique_ptr<PieceFile>> Issue(PageRange pages,
+                                                   bool writable) const override {
+    if (!issue_error.ok()) return issue_error;
+    absl::StatusOr<std::unique_ptr<PieceFile>> piece = inner_.Issue(pages, writable);
+    if (!piece.ok()) return piece.status();
+    log_->push_back(absl::StrCat("issue ", pages.base().ToString(), " ", writable ? "rw" : "ro",
+                                 " fd ", (*piece)->fd()));
+    return std::make_unique<Logged>(*std::move(piece), log_);
+  }
+  bool confined() const override { return inner_.confined(); }
+  std::string Describe() const override { return inner_.Describe(); }
+  absl::Status issue_error;
+
+ private:
+  class Logged : public PieceFile {
+   public:
+    Logged(std::unique_ptr<PieceFile> inner, std::vector<std::string>* log)
+        : inner_(std::move(inner)), log_(log) {}
+    ~Logged() override { log_->push_back(absl::StrCat("revoke fd ", inner_->fd())); }
+    int fd() const override { return inner_->fd(); }
+    uint64_t offset() const override { return inner_->offset(); }
+
+   private:
+    std::unique_ptr<PieceFile> inner_;
+    std::vector<std::string>* log_;
+  };
+  const CarveoutMemory& inner_;
+  std::vector<std::string>* log_;
+};
+
+// Whether two descriptors are the same file (a piece of the stand-in is a
+// descriptor of its carve-out's memfd).
+bool SameFile(int a, int b) {
+  struct stat sa {}, sb {};
+  return fstat(a, &sa) == 0 && fstat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+         sa.st_ino == sb.st_ino;
+}
 
 constexpr uint64_t kMiB = 1 << 20;
 const VmId kVm(1), kOther(2);
@@ -70,12 +130,15 @@ class ShmRegionStage2Test : public ::testing::Test {
     absl::StatusOr<std::unique_ptr<CarveoutMemory>> m = MakeMemfdCarveoutMemory(TwoCarveouts());
     ASSERT_TRUE(m.ok()) << m.status();
     memory_ = *std::move(m);
-    stage2_ = std::make_unique<ShmRegionStage2>(*memory_);
+    pieces_ = std::make_unique<LoggingMemory>(*memory_, &log_);
+    stage2_ = std::make_unique<ShmRegionStage2>(*pieces_);
     ASSERT_TRUE(stage2_->Attach(kVm, 16 * kMiB, &mapper_, [this] { ++severed_; }).ok());
   }
+  std::vector<std::string> log_;  // issues, maps, unmaps, revocations in order
   std::unique_ptr<CarveoutMemory> memory_;
+  std::unique_ptr<LoggingMemory> pieces_;
   std::unique_ptr<ShmRegionStage2> stage2_;
-  RecordingMapper mapper_;
+  RecordingMapper mapper_{&log_};
   int severed_ = 0;
 };
 
@@ -97,7 +160,7 @@ TEST_F(ShmRegionStage2Test, MapAsksTheVmmForThePieceAndReturnsTheOffset) {
   ASSERT_EQ(mapper_.maps.size(), 1u);
   const MapCall& call = mapper_.maps[0];
   EXPECT_EQ(call.offset, at->value());
-  EXPECT_EQ(call.fd, memory_->Locate(Pages(0x80003000, 0x2000))->fd);
+  EXPECT_TRUE(SameFile(call.fd, memory_->Locate(Pages(0x80003000, 0x2000))->fd));
   EXPECT_EQ(call.fd_offset, 0x3000u);
   EXPECT_EQ(call.length, 0x2000u);
   EXPECT_FALSE(call.writable) << "read-only rights map read-only";
@@ -181,7 +244,7 @@ TEST_F(ShmRegionStage2Test, MapAt_Attached_MapsAtExactlyThatOffset) {
   ASSERT_EQ(mapper_.maps.size(), 1u);
   const MapCall& call = mapper_.maps[0];
   EXPECT_EQ(call.offset, 0x5000u);
-  EXPECT_EQ(call.fd, memory_->Locate(Pages(0x80003000, 0x2000))->fd);
+  EXPECT_TRUE(SameFile(call.fd, memory_->Locate(Pages(0x80003000, 0x2000))->fd));
   EXPECT_EQ(call.fd_offset, 0x3000u);
   EXPECT_EQ(call.length, 0x2000u);
   EXPECT_TRUE(call.writable);
@@ -204,7 +267,7 @@ TEST_F(ShmRegionStage2Test, MapAt_Detached_WaitsAndAttachMapsItAtThatOffset) {
   ASSERT_EQ(other.maps.size(), 1u);
   const MapCall& call = other.maps[0];
   EXPECT_EQ(call.offset, 0x200000u);
-  EXPECT_EQ(call.fd, memory_->Locate(Pages(0x90002000, 0x3000))->fd);
+  EXPECT_TRUE(SameFile(call.fd, memory_->Locate(Pages(0x90002000, 0x3000))->fd));
   EXPECT_EQ(call.fd_offset, 0x2000u);
   EXPECT_EQ(call.length, 0x3000u);
   EXPECT_FALSE(call.writable);
@@ -333,6 +396,119 @@ TEST_F(ShmRegionStage2Test, Map_AfterMapAtWhileAttached_NeverLandsOnItsOffsets) 
   EXPECT_EQ(std::max(a->value(), b->value()), 0x3000u);
   EXPECT_EQ(stage2_->Map(kOther, Pages(0x90002000, 0x1000), Access::kRead).status().code(),
             absl::StatusCode::kResourceExhausted);
+}
+
+// ---- pieces: one per mapping, with its right, revoked as it ends -------------
+
+TEST_F(ShmRegionStage2Test, Pieces_OnePerMappingWithItsRightAndTheVmmGetsThatFd) {
+  ASSERT_TRUE(stage2_->Map(kVm, Pages(0x80003000, 0x2000), Access::kRead).ok());
+  ASSERT_TRUE(stage2_->Map(kVm, Pages(0x90000000, 0x1000), Access::kReadWrite).ok());
+  ASSERT_EQ(mapper_.maps.size(), 2u);
+  ASSERT_EQ(log_.size(), 4u);
+  EXPECT_EQ(log_[0], absl::StrCat("issue 0x80003000 ro fd ", mapper_.maps[0].fd));
+  EXPECT_THAT(log_[1], HasSubstr(absl::StrCat("map fd ", mapper_.maps[0].fd)));
+  EXPECT_EQ(log_[2], absl::StrCat("issue 0x90000000 rw fd ", mapper_.maps[1].fd));
+  EXPECT_NE(mapper_.maps[0].fd, mapper_.maps[1].fd);
+  EXPECT_NE(mapper_.maps[0].fd, memory_->Locate(Pages(0x80003000, 0x2000))->fd)
+      << "the VMM gets a piece of its own, never rmemd's descriptor";
+}
+
+TEST_F(ShmRegionStage2Test, Pieces_RevokedOnlyAfterTheVmmUnmapped) {
+  ASSERT_TRUE(stage2_->Map(kVm, Pages(0x80000000, 0x3000), Access::kRead).ok());
+  const int fd = mapper_.maps[0].fd;
+  log_.clear();
+  stage2_->Unmap(kVm, Pages(0x80000000, 0x3000));
+  EXPECT_THAT(log_, ::testing::ElementsAre(HasSubstr("unmap at"), absl::StrCat("revoke fd ", fd)));
+}
+
+TEST_F(ShmRegionStage2Test, Pieces_UnconfirmedUnmap_RevokedAndTheVmmSevered) {
+  ASSERT_TRUE(stage2_->Map(kVm, Pages(0x80000000, 0x1000), Access::kRead).ok());
+  const int fd = mapper_.maps[0].fd;
+  mapper_.unmap_error = absl::DeadlineExceededError("no ack within 1 s");
+  log_.clear();
+  stage2_->Unmap(kVm, Pages(0x80000000, 0x1000));
+  EXPECT_THAT(log_, ::testing::ElementsAre(HasSubstr("unmap at"), absl::StrCat("revoke fd ", fd)));
+  EXPECT_EQ(severed_, 1);
+}
+
+TEST_F(ShmRegionStage2Test, Pieces_DetachRevokesEveryPieceOfThatVmOnly) {
+  RecordingMapper other(&log_);
+  ASSERT_TRUE(stage2_->Attach(kOther, 16 * kMiB, &other, [] {}).ok());
+  ASSERT_TRUE(stage2_->Map(kVm, Pages(0x80000000, 0x1000), Access::kRead).ok());
+  ASSERT_TRUE(stage2_->Map(kVm, Pages(0x80100000, 0x1000), Access::kReadWrite).ok());
+  ASSERT_TRUE(stage2_->Map(kOther, Pages(0x90000000, 0x1000), Access::kRead).ok());
+  log_.clear();
+  stage2_->Detach(kVm);
+  std::vector<std::string> revoked = log_;
+  std::sort(revoked.begin(), revoked.end());
+  std::vector<std::string> want = {absl::StrCat("revoke fd ", mapper_.maps[0].fd),
+                                   absl::StrCat("revoke fd ", mapper_.maps[1].fd)};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(revoked, want) << "nothing asked of the gone VMM; the other VM's piece stays";
+}
+
+TEST_F(ShmRegionStage2Test, Pieces_VmmRefusesMap_ThePieceIsRevoked) {
+  mapper_.map_error = absl::UnavailableError("vhost-user backend channel closed");
+  ASSERT_FALSE(stage2_->Map(kVm, Pages(0x80000000, 0x1000), Access::kRead).ok());
+  ASSERT_EQ(log_.size(), 3u);
+  EXPECT_THAT(log_[0], HasSubstr("issue 0x80000000 ro fd "));
+  EXPECT_EQ(log_[2], absl::StrCat("revoke", log_[0].substr(log_[0].find(" fd "))));
+}
+
+TEST_F(ShmRegionStage2Test, Pieces_CannotIssue_MapFailsWithThatErrorAndNothingAsked) {
+  pieces_->issue_error = absl::FailedPreconditionError("the module issues no pieces");
+  absl::StatusOr<GuestAddr> a = stage2_->Map(kVm, Pages(0x80000000, 0x1000), Access::kRead);
+  EXPECT_EQ(a.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(mapper_.maps.empty());
+  EXPECT_EQ(stage2_->mapped_bytes(kVm), 0u);
+}
+
+TEST_F(ShmRegionStage2Test, Pieces_FailedAttachRevokesWhatItIssued) {
+  ASSERT_TRUE(stage2_->MapAt(kOther, Pages(0x80000000, 0x1000), Access::kRead, GuestAddr(0)).ok());
+  ASSERT_TRUE(
+      stage2_->MapAt(kOther, Pages(0x80100000, 0x1000), Access::kRead, GuestAddr(32 * kMiB)).ok());
+  RecordingMapper other;
+  log_.clear();
+  ASSERT_FALSE(stage2_->Attach(kOther, 16 * kMiB, &other, [] {}).ok());
+  size_t issued = 0, revoked = 0;
+  for (const std::string& e : log_) {
+    issued += e.starts_with("issue");
+    revoked += e.starts_with("revoke");
+  }
+  EXPECT_GE(issued, 1u);
+  EXPECT_EQ(revoked, issued);
+}
+
+TEST_F(ShmRegionStage2Test, Pieces_TheStandinsAreNotConfined) {
+  EXPECT_FALSE(memory_->confined());
+  absl::StatusOr<std::unique_ptr<CarveoutMemory::PieceFile>> piece =
+      memory_->Issue(Pages(0x80003000, 0x2000), false);
+  ASSERT_TRUE(piece.ok()) << piece.status();
+  EXPECT_EQ((*piece)->offset(), 0x3000u) << "the whole memfd, at the piece's offset";
+  EXPECT_TRUE(SameFile((*piece)->fd(), memory_->Locate(Pages(0x80003000, 0x2000))->fd));
+  EXPECT_EQ(memory_->Issue(Pages(0x807ff000, 0x2000), false).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// A file that lists the carve-outs as the module does but is no device: it
+// answers no ioctl, as a module older than pieces would.
+TEST(DeviceCarveoutMemory, ModuleWithoutPieces_FailedPreconditionNamingTheModule) {
+  char path[] = "/tmp/rmem-carveout-listing-XXXXXX";
+  const int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  const std::string listing = "0x80000000 0x800000 video@80000000\n0x90000000 0x100000 ui@90000000\n";
+  ASSERT_EQ(write(fd, listing.data(), listing.size()), static_cast<ssize_t>(listing.size()));
+  close(fd);
+  absl::StatusOr<std::unique_ptr<CarveoutMemory>> m = OpenDeviceCarveoutMemory(path, TwoCarveouts());
+  unlink(path);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_TRUE((*m)->confined());
+  absl::StatusOr<std::unique_ptr<CarveoutMemory::PieceFile>> piece =
+      (*m)->Issue(Pages(0x80000000, 0x1000), false);
+  EXPECT_EQ(piece.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(piece.status().message(), HasSubstr("rmem_carveout module loaded is older"));
+  EXPECT_EQ((*m)->Issue(Pages(0x807ff000, 0x2000), true).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(DeviceCarveoutMemory, MissingDevice_NotFoundNamingTheModule) {

@@ -21,6 +21,15 @@
  *                              signal frame (esr_context; "none" if absent)
  *   signal <n>                 another signal (exit 4)
  *
+ * With --after WORD (a guest physical address) it first waits, up to 90 s,
+ * until the 32-bit word there reads 1 (a mailbox the other side sets;
+ * "timeout --after <WORD>" and exit 5 if it never does), then, with
+ * --signal WORD2, writes 1 to the word at WORD2 and waits for that store to
+ * complete (DSB SY), and makes the access at once. Its line then ends in
+ * " took_ms=<n>": how long the access instruction took, from just before it
+ * to its completion or signal (a stage-2 fault the hypervisor holds shows
+ * here).
+ *
  * rmem-vmm answers an access to shared memory the guest holds no grant for
  * with a synchronous external data abort; Linux turns one taken from user
  * space into SIGBUS (BUS_OBJERR). The checks above show the access was not
@@ -37,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -110,6 +120,7 @@ static void on_signal(int sig, siginfo_t *info, void *context)
 static int usage(void)
 {
 	fprintf(stderr, "usage: rmem-l2-access ldr32|ldp64 PHYS | str32|stp64 PHYS VALUE\n"
+			"                      [--after WORD [--signal WORD2]]\n"
 			"TEST ONLY: one access to guest physical memory via /dev/mem\n");
 	return 2;
 }
@@ -117,16 +128,51 @@ static int usage(void)
 /* What main() needs after a siglongjmp: file scope, so not clobbered. */
 static const char *op, *insn;
 static uint64_t value, out[2];
-static int is_load;
+static int is_load, has_after;
 static volatile void *at;
+static struct timespec t0;
+
+/* Maps the page of /dev/mem that holds guest physical `phys`; NULL on failure. */
+static volatile uint8_t *map_phys(int fd, uint64_t phys, long page)
+{
+	uint8_t *map = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
+			    (off_t)(phys & ~(uint64_t)(page - 1)));
+
+	if (map == MAP_FAILED) {
+		perror("rmem-l2-access: mmap of /dev/mem");
+		return NULL;
+	}
+	return map + (phys & (page - 1));
+}
+
+static double seconds(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+/* The " took_ms=<n>" of --after, from t0 to now ("" without --after). */
+static void print_took(int timed)
+{
+	struct timespec t;
+
+	if (!timed)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	printf(" took_ms=%lld", (long long)((t.tv_sec - t0.tv_sec) * 1000 +
+					     (t.tv_nsec - t0.tv_nsec) / 1000000));
+}
 
 int main(int argc, char **argv)
 {
-	uint64_t phys;
-	int fd;
+	uint64_t phys, after_phys = 0, signal_phys = 0;
+	int fd, nargs, has_signal = 0;
 	long page;
-	uint8_t *map;
+	volatile uint32_t *after = NULL, *signal_word = NULL;
 	struct sigaction sa;
+	double deadline;
 
 	if (argc < 3)
 		return usage();
@@ -135,10 +181,26 @@ int main(int argc, char **argv)
 	is_load = !strcmp(op, "ldr32") || !strcmp(op, "ldp64");
 	if (!is_load && strcmp(op, "str32") && strcmp(op, "stp64"))
 		return usage();
-	if (is_load != (argc == 3) || argc > 4)
+	nargs = is_load ? 3 : 4;
+	if (argc < nargs)
 		return usage();
 	if (!is_load)
 		value = strtoull(argv[3], NULL, 0);
+	for (int i = nargs; i < argc; i += 2) {
+		if (i + 1 >= argc)
+			return usage();
+		if (!strcmp(argv[i], "--after")) {
+			after_phys = strtoull(argv[i + 1], NULL, 0);
+			has_after = 1;
+		} else if (!strcmp(argv[i], "--signal")) {
+			signal_phys = strtoull(argv[i + 1], NULL, 0);
+			has_signal = 1;
+		} else {
+			return usage();
+		}
+	}
+	if (has_signal && !has_after)
+		return usage();
 
 	page = sysconf(_SC_PAGESIZE);
 	fd = open("/dev/mem", O_RDWR | O_SYNC);
@@ -146,13 +208,14 @@ int main(int argc, char **argv)
 		perror("rmem-l2-access: /dev/mem");
 		return 1;
 	}
-	map = mmap(NULL, page, PROT_READ | PROT_WRITE, MAP_SHARED, fd,
-		   (off_t)(phys & ~(uint64_t)(page - 1)));
-	if (map == MAP_FAILED) {
-		perror("rmem-l2-access: mmap of /dev/mem");
+	at = map_phys(fd, phys, page);
+	if (!at)
 		return 1;
-	}
-	at = map + (phys & (page - 1));
+	if (has_after && !(after = (volatile uint32_t *)map_phys(fd, after_phys, page)))
+		return 1;
+	if (has_signal &&
+	    !(signal_word = (volatile uint32_t *)map_phys(fd, signal_phys, page)))
+		return 1;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_signal;
@@ -171,7 +234,23 @@ int main(int argc, char **argv)
 	else
 		insn = rmem_stp64_insn;
 
+	if (has_after) {
+		deadline = seconds() + 90;
+		while (*after != 1) {
+			if (seconds() > deadline) {
+				printf("timeout --after 0x%" PRIx64 "\n", after_phys);
+				return 5;
+			}
+			usleep(1000);
+		}
+		if (has_signal) {
+			*signal_word = 1;
+			__asm__ volatile("dsb sy" ::: "memory");
+		}
+	}
+
 	if (sigsetjmp(back, 1) == 0) {
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (!strcmp(op, "ldr32"))
 			rmem_ldr32(at, SENTINEL, out);
 		else if (!strcmp(op, "str32"))
@@ -181,16 +260,20 @@ int main(int argc, char **argv)
 		else
 			rmem_stp64(at, value);
 		if (!strcmp(op, "ldr32"))
-			printf("ok 0x%08" PRIx64 "\n", out[0]);
+			printf("ok 0x%08" PRIx64, out[0]);
 		else if (!strcmp(op, "ldp64"))
-			printf("ok 0x%016" PRIx64 " 0x%016" PRIx64 "\n", out[0], out[1]);
+			printf("ok 0x%016" PRIx64 " 0x%016" PRIx64, out[0], out[1]);
 		else
-			printf("ok\n");
+			printf("ok");
+		print_took(has_after);
+		printf("\n");
 		return 0;
 	}
 
 	if (got_signal != SIGBUS) {
-		printf("signal %d\n", (int)got_signal);
+		printf("signal %d", (int)got_signal);
+		print_took(has_after);
+		printf("\n");
 		return 4;
 	}
 	printf("sigbus code=%d", got_info.si_code);
@@ -209,8 +292,10 @@ int main(int argc, char **argv)
 	else
 		printf(" regs=0x%" PRIx64 ",0x%" PRIx64, got_x3, got_x4);
 	if (got_esr_valid)
-		printf(" esr=0x%" PRIx64 "\n", got_esr);
+		printf(" esr=0x%" PRIx64, got_esr);
 	else
-		printf(" esr=none\n");
+		printf(" esr=none");
+	print_took(has_after);
+	printf("\n");
 	return 3;
 }

@@ -154,10 +154,7 @@ def revoke_checks(result):
          and result.value("RMEM-L1-SHM-VIOLATIONS") == "1 (1 logged)",
          [f"want ...{LIVE_REPORT}", *[f"got {r}" for r in reports],
           f"RMEM-L1-SHM-VIOLATIONS {result.value('RMEM-L1-SHM-VIOLATIONS')}"]),
-        ("L1's kernel logged no WARNING, BUG or oops",
-         result.value("RMEM-L1-KERNEL-WARNINGS") == "0",
-         [f"RMEM-L1-KERNEL-WARNINGS {result.value('RMEM-L1-KERNEL-WARNINGS')}",
-          *result.values("RMEM-L1-KERNEL-WARNING")]),
+        tap.kernel_warnings_check(result),
     ]
 
 

@@ -50,6 +50,15 @@ def images_missing():
     return True
 
 
+def kernel_warnings_check(result):
+    """The check of what images/l1/scenarios/lib/kernel_warnings.sh reported:
+    (description, passed, details)."""
+    return ("L1's kernel logged no WARNING, BUG or oops",
+            result.value("RMEM-L1-KERNEL-WARNINGS") == "0",
+            [f"RMEM-L1-KERNEL-WARNINGS {result.value('RMEM-L1-KERNEL-WARNINGS')}",
+             *result.values("RMEM-L1-KERNEL-WARNING")])
+
+
 def report(checks, console_lines=30):
     """checks: [(description, passed, [detail lines], SocResult)]. Prints TAP,
     returns the process exit status. A failed check's details go to stderr

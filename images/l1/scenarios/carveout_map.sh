@@ -36,13 +36,14 @@
 #  10. what L1's kernel logged meanwhile (a KVM WARN on the revoke, say)
 #                                              RMEM-L1-KERNEL-WARNINGS <n>, RMEM-L1-KERNEL-WARNING <line>...
 . /scenarios/lib/vhost_user.sh
+. /scenarios/lib/kernel_warnings.sh
 SOCK=/tmp/shm.sock
 BASE=0x8000000000   # the device's shared memory region in L2 (docs/vmm.md)
 PIECES=0x70000000   # secure-video: piece A, piece B, mailbox at +0, +1, +2 MiB
 MAILBOX=$((PIECES + 0x200000))
 TRACE=/sys/kernel/tracing
 status=0
-dmesg_start=$(dmesg | wc -l)
+kernel_warnings_mark
 
 insmod /lib/rmem/rmem_carveout.ko
 rc=$?
@@ -117,9 +118,5 @@ if [ -e /dev/rmem-carveout ]; then node=left; else node=gone; fi
 echo "RMEM-L1-CARVEOUT-RMMOD rc=$rc node=$node"
 [ $rc = 0 ] && [ $node = gone ] || status=1
 
-dmesg | tail -n +$((dmesg_start + 1)) | grep -E 'WARNING:|BUG:|Call trace:|Oops' \
-  >/tmp/kernel-warnings
-echo "RMEM-L1-KERNEL-WARNINGS $(wc -l </tmp/kernel-warnings)"
-sed 's/^/RMEM-L1-KERNEL-WARNING /' /tmp/kernel-warnings
-[ -s /tmp/kernel-warnings ] && status=1
+kernel_warnings_report || status=1
 exit $status

@@ -24,10 +24,11 @@
 # The first case also runs the map/unmap latency benchmark (--bench 100);
 # before the guests, rmem-memslot-bench prints the floor (RMEM-BENCH lines).
 . /scenarios/lib/vhost_user.sh
+. /scenarios/lib/kernel_warnings.sh
 SOCK=/tmp/shm.sock
 BASE=0x8000000000
 status=0
-dmesg_start=$(dmesg | wc -l)
+kernel_warnings_mark
 
 rmem-memslot-bench 300 || status=1
 
@@ -56,9 +57,5 @@ done
 
 # KVM WARNs (a pending exception meeting a completed MMIO, say) and other
 # kernel complaints while the guests ran.
-dmesg | tail -n +$((dmesg_start + 1)) | grep -E 'WARNING:|BUG:|Call trace:|Oops' \
-  >/tmp/kernel-warnings
-echo "RMEM-L1-KERNEL-WARNINGS $(wc -l </tmp/kernel-warnings)"
-sed 's/^/RMEM-L1-KERNEL-WARNING /' /tmp/kernel-warnings
-[ -s /tmp/kernel-warnings ] && status=1
+kernel_warnings_report || status=1
 exit $status
